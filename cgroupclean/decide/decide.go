@@ -1,0 +1,359 @@
+// Package decide is the pure decision step: from the inventory of pod
+// cgroups, what the runtime and kubelet say is alive, the policy and the
+// clock, it makes a plan that says for every pod and container cgroup
+// whether it is live, orphaned, and what to do, with a named reason for
+// every orphan that is kept. It touches no file and no socket, so every
+// safety rule is tested as a table.
+package decide
+
+import (
+	"sort"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+)
+
+// State is what the sources of truth say about a cgroup.
+type State string
+
+// States.
+const (
+	Live   State = "live"
+	Orphan State = "orphan"
+)
+
+// Action is what the plan does with a cgroup.
+type Action string
+
+// Actions.
+const (
+	Keep Action = "keep"
+	// Remove removes the cgroup in every hierarchy (after stopping its
+	// systemd unit when it has one).
+	Remove Action = "remove"
+	// KillRemove first kills the processes inside (opt-in).
+	KillRemove Action = "kill-and-remove"
+)
+
+// Kind is what an item is.
+type Kind string
+
+// Kinds.
+const (
+	PodKind       Kind = "pod"
+	ContainerKind Kind = "container"
+)
+
+// Policy is the configured safety gates.
+type Policy struct {
+	MinAge              time.Duration
+	MaxRemovalsPerPass  int
+	MaxRemovalShare     float64
+	MassGuardMinPods    int
+	KillOrphanProcesses bool
+	ConfirmPasses       int
+	RemoveContainers    bool
+}
+
+// Procs is the result of counting the processes inside a cgroup's subtree
+// in every hierarchy.
+type Procs struct {
+	Count int
+	Err   error
+}
+
+// Input is everything the decision looks at.
+type Input struct {
+	Inventory   *inventory.Inventory
+	Snapshot    live.Snapshot
+	RuntimeErr  error
+	KubeletPods map[string]bool
+	KubeletErr  error
+	// Procs holds process counts by cgroup path. A candidate without an
+	// entry is kept (ProcessCheckFailed): see Candidates.
+	Procs map[string]Procs
+	// Sightings counts, by path, the consecutive earlier passes that saw
+	// the cgroup orphaned (see NextSightings). Nil means every orphan is
+	// confirmed (one-shot clean).
+	Sightings map[string]int
+	Now       time.Time
+}
+
+// Item is the verdict on one pod or container cgroup.
+type Item struct {
+	Kind        Kind          `json:"kind"`
+	PodUID      string        `json:"pod_uid"`
+	ContainerID string        `json:"container_id,omitempty"`
+	QoS         names.QoS     `json:"qos,omitempty"`
+	Path        string        `json:"path"`
+	Hierarchies []string      `json:"hierarchies"`
+	Age         time.Duration `json:"age_ns"`
+	State       State         `json:"state"`
+	Action      Action        `json:"action"`
+	Reason      Reason        `json:"reason,omitempty"`
+	Processes   int           `json:"processes,omitempty"`
+	// Unit is set when the cgroup directory is a systemd unit's.
+	Unit string `json:"unit,omitempty"`
+	// Children are the container cgroups inside a pod cgroup.
+	Children []Item `json:"containers,omitempty"`
+}
+
+// Removes reports whether the plan removes the item.
+func (it Item) Removes() bool { return it.Action == Remove || it.Action == KillRemove }
+
+// Plan is the outcome of one decision.
+type Plan struct {
+	Items        []Item         `json:"items"`
+	RuntimeError string         `json:"runtime_error,omitempty"`
+	Summary      Summary        `json:"summary"`
+	Policy       Policy         `json:"-"`
+	Now          time.Time      `json:"time"`
+	Sandboxes    int            `json:"sandboxes"`
+	Kept         map[Reason]int `json:"kept_by_reason"`
+}
+
+// Summary counts the plan.
+type Summary struct {
+	Pods             int `json:"pods"`
+	LivePods         int `json:"live_pods"`
+	OrphanPods       int `json:"orphan_pods"`
+	OrphanContainers int `json:"orphan_containers"`
+	Remove           int `json:"remove"`
+	Keep             int `json:"keep_orphans"`
+}
+
+// Decide makes the plan. It is deterministic for a given input.
+func Decide(in Input, pol Policy) Plan {
+	plan := Plan{Policy: pol, Now: in.Now, Sandboxes: len(in.Snapshot.Sandboxes), Kept: map[Reason]int{}}
+	if in.RuntimeErr != nil {
+		plan.RuntimeError = in.RuntimeErr.Error()
+	}
+	liveUIDs := map[string]bool{}
+	liveIDs := map[string]bool{}
+	for _, s := range in.Snapshot.Sandboxes {
+		liveUIDs[s.PodUID] = true
+		liveIDs[s.ID] = true
+	}
+	for _, c := range in.Snapshot.Containers {
+		liveIDs[c.ID] = true
+		liveIDs[c.SandboxID] = true
+	}
+	if in.Inventory != nil {
+		for _, p := range in.Inventory.Pods {
+			plan.Items = append(plan.Items, decidePod(in, pol, p, liveUIDs, liveIDs))
+		}
+	}
+	plan.passGates(in, pol)
+	plan.count()
+	return plan
+}
+
+func decidePod(in Input, pol Policy, p *inventory.Pod, liveUIDs, liveIDs map[string]bool) Item {
+	it := Item{Kind: PodKind, PodUID: p.UID, QoS: p.QoS, Path: p.Path, Hierarchies: p.In, Age: in.Now.Sub(p.Changed), Action: Keep}
+	if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(p.Base()) {
+		it.Unit = p.Base()
+	}
+	podLive := liveUIDs[p.UID]
+	anyListed := false
+	for _, c := range p.Containers {
+		ci := Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: in.Now.Sub(c.Changed), Action: Keep}
+		if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(c.Base()) {
+			ci.Unit = c.Base()
+		}
+		if liveIDs[c.ID] {
+			ci.State, ci.Reason = Live, LiveContainer
+			anyListed = true
+		} else {
+			ci.State = Orphan
+			if podLive {
+				ci.Action, ci.Reason, ci.Processes = gate(in, pol, c.Path, ci.Age, containerGate(pol))
+			}
+		}
+		it.Children = append(it.Children, ci)
+	}
+	switch {
+	case podLive:
+		it.State, it.Reason = Live, LiveSandbox
+		return it
+	case in.KubeletErr != nil:
+		it.State, it.Reason = Orphan, KubeletStateUnknown
+	case in.KubeletPods[p.UID]:
+		it.State, it.Reason = Orphan, KubeletTracksPod
+	case anyListed:
+		it.State, it.Reason = Orphan, RuntimeListsContainer
+	default:
+		it.State = Orphan
+		it.Action, it.Reason, it.Processes = gate(in, pol, p.Path, it.Age, "")
+	}
+	// Containers of an orphan pod share its fate: they go with it.
+	for i := range it.Children {
+		if it.Children[i].State == Orphan {
+			it.Children[i].Action, it.Children[i].Reason = it.Action, it.Reason
+		}
+	}
+	return it
+}
+
+func containerGate(pol Policy) Reason {
+	if !pol.RemoveContainers {
+		return ContainerRemovalOff
+	}
+	return ""
+}
+
+// gate runs the per-cgroup gates for an orphan, in order.
+func gate(in Input, pol Policy, path string, age time.Duration, pre Reason) (Action, Reason, int) {
+	if pre != "" {
+		return Keep, pre, 0
+	}
+	if age < pol.MinAge {
+		return Keep, TooYoung, 0
+	}
+	if in.Sightings != nil && in.Sightings[path]+1 < pol.ConfirmPasses {
+		return Keep, AwaitingConfirmation, 0
+	}
+	pr, ok := in.Procs[path]
+	switch {
+	case !ok || pr.Err != nil:
+		return Keep, ProcessCheckFailed, 0
+	case pr.Count > 0 && !pol.KillOrphanProcesses:
+		return Keep, HasProcesses, pr.Count
+	case pr.Count > 0:
+		return KillRemove, "", pr.Count
+	}
+	return Remove, "", 0
+}
+
+// passGates applies the rules that look at the whole pass.
+func (plan *Plan) passGates(in Input, pol Policy) {
+	refuseAll := func(r Reason) {
+		plan.each(func(it *Item) {
+			if it.Removes() {
+				it.Action, it.Reason = Keep, r
+			}
+		})
+	}
+	if in.RuntimeErr != nil {
+		plan.each(func(it *Item) {
+			if it.State == Orphan {
+				it.Action, it.Reason = Keep, RuntimeUnreachable
+			}
+		})
+		return
+	}
+	pods := len(plan.Items)
+	if len(in.Snapshot.Sandboxes) == 0 && pods >= pol.MassGuardMinPods && pods > 0 {
+		refuseAll(MassGuardRuntimeEmpty)
+		return
+	}
+	// Oldest first, so a limit keeps the newest for the next pass.
+	var removals []*Item
+	plan.each(func(it *Item) {
+		if it.Removes() {
+			removals = append(removals, it)
+		}
+	})
+	sort.SliceStable(removals, func(i, j int) bool { return removals[i].Age > removals[j].Age })
+	for i, it := range removals {
+		if i >= pol.MaxRemovalsPerPass {
+			it.Action, it.Reason = Keep, RemovalLimit
+		}
+	}
+	podRemovals := 0
+	for _, it := range plan.Items {
+		if it.Removes() {
+			podRemovals++
+		}
+	}
+	if pods >= pol.MassGuardMinPods && podRemovals > 0 && float64(podRemovals) > pol.MaxRemovalShare*float64(pods) {
+		refuseAll(MassGuardShare)
+	}
+}
+
+// each visits every pod item and every container item that is decided on
+// its own (orphan containers of live pods).
+func (plan *Plan) each(f func(*Item)) {
+	for i := range plan.Items {
+		p := &plan.Items[i]
+		f(p)
+		if p.State == Live {
+			for j := range p.Children {
+				f(&p.Children[j])
+			}
+		} else {
+			// Children follow the pod.
+			for j := range p.Children {
+				if p.Children[j].State == Orphan {
+					p.Children[j].Action, p.Children[j].Reason = p.Action, p.Reason
+				}
+			}
+		}
+	}
+}
+
+func (plan *Plan) count() {
+	s := Summary{Pods: len(plan.Items)}
+	plan.each(func(it *Item) {
+		switch {
+		case it.Kind == PodKind && it.State == Live:
+			s.LivePods++
+		case it.Kind == PodKind:
+			s.OrphanPods++
+		case it.State == Orphan:
+			s.OrphanContainers++
+		}
+		if it.State != Orphan {
+			return
+		}
+		if it.Removes() {
+			s.Remove++
+		} else {
+			s.Keep++
+			plan.Kept[it.Reason]++
+		}
+	})
+	plan.Summary = s
+}
+
+// Candidates returns the paths that passed every gate up to the process
+// check: the only cgroups whose processes need counting. Call Decide with
+// Procs nil first, count those, then Decide again.
+func Candidates(plan Plan) []string {
+	var out []string
+	plan.each(func(it *Item) {
+		if it.Reason == ProcessCheckFailed {
+			out = append(out, it.Path)
+		}
+	})
+	return out
+}
+
+// Removals returns the items the plan removes: pods first (with their
+// containers inside), then orphan containers of live pods.
+func Removals(plan Plan) []Item {
+	var out []Item
+	plan.each(func(it *Item) {
+		if it.Removes() {
+			out = append(out, *it)
+		}
+	})
+	return out
+}
+
+// NextSightings is the Sightings input of the next pass: every cgroup this
+// plan saw orphaned counts one more pass. A pass whose runtime could not be
+// asked saw nothing reliable, so it starts the count again.
+func NextSightings(plan Plan, prev map[string]int) map[string]int {
+	next := map[string]int{}
+	if plan.RuntimeError != "" {
+		return next
+	}
+	plan.each(func(it *Item) {
+		if it.State == Orphan {
+			next[it.Path] = prev[it.Path] + 1
+		}
+	})
+	return next
+}

@@ -1,0 +1,358 @@
+package decide
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+)
+
+var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func id(n int) string { return fmt.Sprintf("%064x", n) }
+func uid(n int) string {
+	return fmt.Sprintf("%08x-0000-4000-8000-%012x", n, n)
+}
+
+var policy = Policy{MinAge: 10 * time.Minute, MaxRemovalsPerPass: 50, MaxRemovalShare: 0.5, MassGuardMinPods: 5, ConfirmPasses: 2, RemoveContainers: true}
+
+// pod builds an inventory pod of the given driver and QoS, aged age, with
+// container dirs for the given IDs.
+func pod(d names.Driver, q names.QoS, n int, age time.Duration, ctrs ...string) *inventory.Pod {
+	var path string
+	switch {
+	case d == names.Systemd && q == names.Guaranteed:
+		path = "/kubepods.slice/" + names.SystemdPodSlice(q, uid(n))
+	case d == names.Systemd:
+		path = "/kubepods.slice/kubepods-" + string(q) + ".slice/" + names.SystemdPodSlice(q, uid(n))
+	case q == names.Guaranteed:
+		path = "/kubepods/pod" + uid(n)
+	default:
+		path = "/kubepods/" + string(q) + "/pod" + uid(n)
+	}
+	p := &inventory.Pod{UID: uid(n), QoS: q, Path: path, In: []string{"memory", "name=systemd", "unified"}, Changed: now.Add(-age)}
+	for _, c := range ctrs {
+		base := c
+		kind := names.BareID
+		if d == names.Systemd {
+			base, kind = "crio-"+c+".scope", names.CrioContainer
+		}
+		p.Containers = append(p.Containers, &inventory.Container{ID: c, Kind: kind, Path: path + "/" + base, In: p.In, Changed: now.Add(-age)})
+	}
+	return p
+}
+
+func sandbox(n int) live.Sandbox { return live.Sandbox{ID: id(1000 + n), PodUID: uid(n), Ready: true} }
+
+// noProcs reports zero processes for every path in the inventory.
+func noProcs(inv *inventory.Inventory) map[string]Procs {
+	m := map[string]Procs{}
+	for _, p := range inv.Pods {
+		m[p.Path] = Procs{}
+		for _, c := range p.Containers {
+			m[c.Path] = Procs{}
+		}
+	}
+	return m
+}
+
+type want struct {
+	state  State
+	action Action
+	reason Reason
+}
+
+func TestDecidePodGates(t *testing.T) {
+	old := time.Hour
+	for _, d := range []names.Driver{names.Systemd, names.Cgroupfs} {
+		for _, q := range []names.QoS{names.Guaranteed, names.Burstable, names.BestEffort} {
+			tests := []struct {
+				name   string
+				pod    *inventory.Pod
+				mutate func(*Input, *Policy)
+				want   want
+			}{
+				{"live sandbox ready", pod(d, q, 1, old), nil, want{Live, Keep, LiveSandbox}},
+				{"live sandbox notready", pod(d, q, 1, old), func(in *Input, _ *Policy) { in.Snapshot.Sandboxes[0].Ready = false }, want{Live, Keep, LiveSandbox}},
+				{"orphan removed", pod(d, q, 2, old), nil, want{Orphan, Remove, ""}},
+				{"runtime unreachable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.RuntimeErr = errors.New("dial: refused") }, want{Orphan, Keep, RuntimeUnreachable}},
+				{"kubelet tracks", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.KubeletPods[uid(2)] = true }, want{Orphan, Keep, KubeletTracksPod}},
+				{"kubelet unreadable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.KubeletErr = errors.New("EACCES") }, want{Orphan, Keep, KubeletStateUnknown}},
+				{"container still listed", pod(d, q, 2, old, id(7)), func(in *Input, _ *Policy) {
+					in.Snapshot.Containers = append(in.Snapshot.Containers, live.Container{ID: id(7), SandboxID: id(1001)})
+				}, want{Orphan, Keep, RuntimeListsContainer}},
+				{"sandbox id dir still listed", pod(d, q, 2, old, id(1001)), nil, want{Orphan, Keep, RuntimeListsContainer}},
+				{"too young", pod(d, q, 2, 5*time.Minute), nil, want{Orphan, Keep, TooYoung}},
+				{"min age boundary", pod(d, q, 2, 10*time.Minute), nil, want{Orphan, Remove, ""}},
+				{"awaiting confirmation", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.Sightings = map[string]int{} }, want{Orphan, Keep, AwaitingConfirmation}},
+				{"processes unknown", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.Procs = nil }, want{Orphan, Keep, ProcessCheckFailed}},
+				{"process count error", pod(d, q, 2, old), func(in *Input, _ *Policy) {
+					for k := range in.Procs {
+						in.Procs[k] = Procs{Err: errors.New("read cgroup.procs: EIO")}
+					}
+				}, want{Orphan, Keep, ProcessCheckFailed}},
+				{"has processes", pod(d, q, 2, old), func(in *Input, _ *Policy) {
+					for k := range in.Procs {
+						in.Procs[k] = Procs{Count: 2}
+					}
+				}, want{Orphan, Keep, HasProcesses}},
+				{"kill opt-in", pod(d, q, 2, old), func(in *Input, p *Policy) {
+					p.KillOrphanProcesses = true
+					for k := range in.Procs {
+						in.Procs[k] = Procs{Count: 2}
+					}
+				}, want{Orphan, KillRemove, ""}},
+			}
+			for _, tt := range tests {
+				t.Run(fmt.Sprintf("%s/%s/%s", d, q, tt.name), func(t *testing.T) {
+					inv := &inventory.Inventory{Driver: d, Pods: []*inventory.Pod{tt.pod}}
+					// Other live pods keep the mass guards quiet.
+					for n := 10; n < 14; n++ {
+						inv.Pods = append(inv.Pods, pod(d, q, n, old))
+					}
+					in := Input{Inventory: inv, KubeletPods: map[string]bool{}, Procs: noProcs(inv), Now: now,
+						Snapshot: live.Snapshot{Sandboxes: []live.Sandbox{sandbox(1), sandbox(10), sandbox(11), sandbox(12), sandbox(13)}}}
+					pol := policy
+					if tt.mutate != nil {
+						tt.mutate(&in, &pol)
+					}
+					plan := Decide(in, pol)
+					got := plan.Items[0]
+					if got.Path != tt.pod.Path {
+						t.Fatalf("item order: got %s first", got.Path)
+					}
+					if got.State != tt.want.state || got.Action != tt.want.action || got.Reason != tt.want.reason {
+						t.Fatalf("got %s/%s/%q, want %s/%s/%q", got.State, got.Action, got.Reason, tt.want.state, tt.want.action, tt.want.reason)
+					}
+					if d == names.Systemd && got.Unit != tt.pod.Base() {
+						t.Fatalf("systemd unit %q, want %q", got.Unit, tt.pod.Base())
+					}
+					if d == names.Cgroupfs && got.Unit != "" {
+						t.Fatalf("cgroupfs pod has unit %q", got.Unit)
+					}
+					for _, other := range plan.Items[1:] {
+						if other.Action != Keep || other.State != Live {
+							t.Fatalf("live pod %s got %s/%s", other.Path, other.State, other.Action)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestContainerOrphansInLivePod(t *testing.T) {
+	for _, d := range []names.Driver{names.Systemd, names.Cgroupfs} {
+		t.Run(string(d), func(t *testing.T) {
+			p := pod(d, names.Burstable, 1, time.Hour, id(1001), id(5), id(6))
+			inv := &inventory.Inventory{Driver: d, Pods: []*inventory.Pod{p}}
+			in := Input{Inventory: inv, KubeletPods: map[string]bool{uid(1): true}, Procs: noProcs(inv), Now: now,
+				Snapshot: live.Snapshot{Sandboxes: []live.Sandbox{sandbox(1)}, Containers: []live.Container{{ID: id(5), SandboxID: id(1001)}}}}
+			pol := policy
+			pol.MassGuardMinPods = 100
+			plan := Decide(in, pol)
+			it := plan.Items[0]
+			if it.State != Live || it.Action != Keep {
+				t.Fatalf("pod: %s/%s", it.State, it.Action)
+			}
+			got := map[string]string{}
+			for _, c := range it.Children {
+				got[c.ContainerID] = fmt.Sprintf("%s/%s/%s", c.State, c.Action, c.Reason)
+			}
+			wantC := map[string]string{
+				id(1001): "live/keep/live-container", // the sandbox's own dir
+				id(5):    "live/keep/live-container",
+				id(6):    "orphan/remove/",
+			}
+			for k, v := range wantC {
+				if got[k] != v {
+					t.Errorf("container %s: got %s, want %s", k[:8], got[k], v)
+				}
+			}
+			rm := Removals(plan)
+			if len(rm) != 1 || rm[0].ContainerID != id(6) {
+				t.Fatalf("removals: %+v", rm)
+			}
+			// The same orphan container is kept when container removal is off,
+			// when young, or with processes.
+			for _, c := range []struct {
+				mut    func(*Input, *Policy)
+				reason Reason
+			}{
+				{func(_ *Input, p *Policy) { p.RemoveContainers = false }, ContainerRemovalOff},
+				{func(_ *Input, p *Policy) { p.MinAge = 2 * time.Hour }, TooYoung},
+				{func(in *Input, _ *Policy) { in.Procs[p.Containers[2].Path] = Procs{Count: 1} }, HasProcesses},
+				{func(in *Input, _ *Policy) { in.RuntimeErr = errors.New("x") }, RuntimeUnreachable},
+			} {
+				in2 := in
+				in2.Procs = noProcs(inv)
+				pol2 := pol
+				c.mut(&in2, &pol2)
+				plan := Decide(in2, pol2)
+				if r := plan.Items[0].Children[2]; r.Action != Keep || r.Reason != c.reason {
+					t.Errorf("want kept for %s, got %s/%s", c.reason, r.Action, r.Reason)
+				}
+			}
+		})
+	}
+}
+
+func TestOrphanPodTakesContainers(t *testing.T) {
+	p := pod(names.Cgroupfs, names.BestEffort, 3, time.Hour, id(8))
+	inv := &inventory.Inventory{Driver: names.Cgroupfs, Pods: []*inventory.Pod{p}}
+	plan := Decide(Input{Inventory: inv, KubeletPods: map[string]bool{}, Procs: noProcs(inv), Now: now, Snapshot: live.Snapshot{Sandboxes: []live.Sandbox{sandbox(99)}}}, policy)
+	it := plan.Items[0]
+	if it.Action != Remove || it.Children[0].Action != Remove {
+		t.Fatalf("pod %s, container %s", it.Action, it.Children[0].Action)
+	}
+	if rm := Removals(plan); len(rm) != 1 || rm[0].Kind != PodKind {
+		t.Fatalf("one removal of the pod expected, got %+v", rm)
+	}
+}
+
+func TestPassGates(t *testing.T) {
+	mk := func(live, orphans int) Input {
+		inv := &inventory.Inventory{Driver: names.Cgroupfs}
+		in := Input{Inventory: inv, KubeletPods: map[string]bool{}, Now: now}
+		for n := 0; n < live+orphans; n++ {
+			inv.Pods = append(inv.Pods, pod(names.Cgroupfs, names.Burstable, n, time.Hour+time.Duration(n)*time.Minute))
+			if n < live {
+				in.Snapshot.Sandboxes = append(in.Snapshot.Sandboxes, sandbox(n))
+			}
+		}
+		in.Procs = noProcs(inv)
+		return in
+	}
+	tests := []struct {
+		name       string
+		live, orph int
+		pol        func(*Policy)
+		remove     int
+		reason     Reason
+		keptN      int // kept for reason; -1 = all orphans not removed
+	}{
+		{"runtime empty, many pods", 0, 5, nil, 0, MassGuardRuntimeEmpty, -1},
+		{"runtime empty, few pods", 0, 4, nil, 4, "", -1},
+		{"share exceeded", 4, 5, nil, 0, MassGuardShare, -1},
+		{"share at limit", 5, 5, nil, 5, "", -1},
+		{"share small node", 1, 3, nil, 3, "", -1},
+		{"removal limit", 20, 10, func(p *Policy) { p.MaxRemovalsPerPass = 3 }, 3, RemovalLimit, -1},
+		{"limit then share", 4, 10, func(p *Policy) { p.MaxRemovalsPerPass = 7 }, 7, RemovalLimit, -1},
+		{"limit 7 share .4", 4, 10, func(p *Policy) { p.MaxRemovalsPerPass = 7; p.MaxRemovalShare = 0.4 }, 0, MassGuardShare, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pol := policy
+			if tt.pol != nil {
+				tt.pol(&pol)
+			}
+			plan := Decide(mk(tt.live, tt.orph), pol)
+			if got := len(Removals(plan)); got != tt.remove {
+				t.Fatalf("removals %d, want %d (kept %v)", got, tt.remove, plan.Kept)
+			}
+			wantKept := tt.keptN
+			if wantKept < 0 {
+				wantKept = tt.orph - tt.remove
+			}
+			if tt.reason != "" && plan.Kept[tt.reason] != wantKept {
+				t.Fatalf("kept by %s: %d, want %d (%v)", tt.reason, plan.Kept[tt.reason], wantKept, plan.Kept)
+			}
+			if plan.Summary.OrphanPods != tt.orph || plan.Summary.LivePods != tt.live {
+				t.Fatalf("summary %+v", plan.Summary)
+			}
+		})
+	}
+}
+
+func TestRemovalLimitKeepsNewest(t *testing.T) {
+	inv := &inventory.Inventory{Driver: names.Cgroupfs}
+	for n := 0; n < 4; n++ {
+		inv.Pods = append(inv.Pods, pod(names.Cgroupfs, names.Burstable, n, time.Duration(n+1)*time.Hour))
+	}
+	pol := policy
+	pol.MaxRemovalsPerPass, pol.MassGuardMinPods = 2, 100
+	plan := Decide(Input{Inventory: inv, KubeletPods: map[string]bool{}, Procs: noProcs(inv), Now: now, Snapshot: live.Snapshot{Sandboxes: []live.Sandbox{sandbox(50)}}}, pol)
+	var got []string
+	for _, r := range Removals(plan) {
+		got = append(got, r.PodUID[:8])
+	}
+	if strings.Join(got, ",") != "00000002,00000003" {
+		t.Fatalf("removed %v, want the two oldest", got)
+	}
+}
+
+func TestCandidatesThenDecide(t *testing.T) {
+	inv := &inventory.Inventory{Driver: names.Cgroupfs, Pods: []*inventory.Pod{
+		pod(names.Cgroupfs, names.Burstable, 1, time.Hour),
+		pod(names.Cgroupfs, names.Burstable, 2, time.Hour),
+		pod(names.Cgroupfs, names.Burstable, 3, time.Minute),
+	}}
+	in := Input{Inventory: inv, KubeletPods: map[string]bool{}, Now: now, Snapshot: live.Snapshot{Sandboxes: []live.Sandbox{sandbox(1)}}}
+	pol := policy
+	pol.MassGuardMinPods = 100
+	c := Candidates(Decide(in, pol))
+	if len(c) != 1 || c[0] != inv.Pods[1].Path {
+		t.Fatalf("candidates %v: only the old orphan needs a process count", c)
+	}
+	in.Procs = map[string]Procs{c[0]: {}}
+	if rm := Removals(Decide(in, pol)); len(rm) != 1 || rm[0].Path != c[0] {
+		t.Fatalf("removals %+v", rm)
+	}
+}
+
+func TestSightingsConfirm(t *testing.T) {
+	inv := &inventory.Inventory{Driver: names.Cgroupfs, Pods: []*inventory.Pod{pod(names.Cgroupfs, names.Burstable, 1, time.Hour), pod(names.Cgroupfs, names.Burstable, 2, time.Hour)}}
+	in := Input{Inventory: inv, KubeletPods: map[string]bool{}, Procs: noProcs(inv), Now: now, Snapshot: live.Snapshot{Sandboxes: []live.Sandbox{sandbox(1)}}, Sightings: map[string]int{}}
+	pol := policy
+	pol.MassGuardMinPods, pol.ConfirmPasses = 100, 3
+	for pass := 1; pass <= 3; pass++ {
+		plan := Decide(in, pol)
+		removes := len(Removals(plan)) == 1
+		if removes != (pass == 3) {
+			t.Fatalf("pass %d: removes=%v (kept %v)", pass, removes, plan.Kept)
+		}
+		in.Sightings = NextSightings(plan, in.Sightings)
+		if in.Sightings[inv.Pods[1].Path] != pass || in.Sightings[inv.Pods[0].Path] != 0 {
+			t.Fatalf("pass %d: sightings %v", pass, in.Sightings)
+		}
+	}
+	in.RuntimeErr = errors.New("down")
+	if next := NextSightings(Decide(in, pol), in.Sightings); len(next) != 0 {
+		t.Fatalf("an unreachable runtime must reset the count, got %v", next)
+	}
+}
+
+func TestNilInventory(t *testing.T) {
+	plan := Decide(Input{Now: now}, policy)
+	if len(plan.Items) != 0 || len(Removals(plan)) != 0 {
+		t.Fatal("empty plan expected")
+	}
+}
+
+func BenchmarkDecide100k(b *testing.B) {
+	inv := &inventory.Inventory{Driver: names.Systemd}
+	in := Input{Inventory: inv, KubeletPods: map[string]bool{}, Now: now}
+	for n := 0; n < 100000; n++ {
+		inv.Pods = append(inv.Pods, pod(names.Systemd, names.Burstable, n, time.Hour, id(3*n), id(3*n+1)))
+		if n%2 == 0 {
+			in.Snapshot.Sandboxes = append(in.Snapshot.Sandboxes, sandbox(n))
+			in.Snapshot.Containers = append(in.Snapshot.Containers, live.Container{ID: id(3 * n), SandboxID: sandbox(n).ID})
+		}
+	}
+	in.Procs = noProcs(inv)
+	pol := policy
+	pol.MaxRemovalsPerPass = 1 << 30
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		plan := Decide(in, pol)
+		if plan.Summary.Pods != 100000 {
+			b.Fatal("bad plan")
+		}
+	}
+}

@@ -1,0 +1,179 @@
+// Package engine runs one pass of the pipeline: discover the hierarchies
+// and the pod root, read the inventory, ask the runtime and kubelet what is
+// live, decide, and (for clean) apply the plan with a last check before
+// every removal. `scan` is Scan; `clean` and the daemon are Scan then Apply.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+	"github.com/sirupsen/logrus"
+)
+
+// Units is the systemd manager, as the engine needs it.
+type Units interface {
+	// Lookup reports whether systemd has a loaded unit of that name and
+	// the cgroup path it owns.
+	Lookup(ctx context.Context, unit string) (loaded bool, cgroup string, err error)
+	// Stop stops the unit and waits for the job (and resets it when it
+	// ends failed). detail says how it ended.
+	Stop(ctx context.Context, unit string) (detail string, err error)
+}
+
+// Engine holds what a pass needs. Zero values of the optional fields are
+// safe: no Units means units are never stopped (and cgroups systemd owns
+// are kept unless use_systemd = "never").
+type Engine struct {
+	Config  config.Config
+	Runtime live.Runtime
+	// RuntimeErr, when set, is why Runtime is nil (dial failed).
+	RuntimeErr error
+	Units      Units
+	// UnitsErr is why Units is nil, shown in the kept reason's detail.
+	UnitsErr     error
+	Log          logrus.FieldLogger
+	Now          func() time.Time
+	Hierarchies  []hierarchy.Hierarchy
+	BeforeRemove apply.BeforeRemove
+}
+
+// Scan is the outcome of the read-only part of a pass.
+type Scan struct {
+	Hierarchies []hierarchy.Hierarchy `json:"-"`
+	PodRoot     string                `json:"pod_root"`
+	Driver      names.Driver          `json:"driver"`
+	// RuntimeDriver is the driver the runtime reports, if any.
+	RuntimeDriver string `json:"runtime_driver,omitempty"`
+	// NoPodRoot is set when no hierarchy has a pod root: nothing to do.
+	NoPodRoot bool                 `json:"no_pod_root,omitempty"`
+	Inventory *inventory.Inventory `json:"-"`
+	Snapshot  live.Snapshot        `json:"-"`
+	Plan      decide.Plan          `json:"plan"`
+	Took      time.Duration        `json:"took_ns"`
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Engine) log() logrus.FieldLogger {
+	if e.Log != nil {
+		return e.Log
+	}
+	l := logrus.New()
+	l.SetLevel(logrus.PanicLevel)
+	return l
+}
+
+// Policy turns the configuration into decision policy.
+func Policy(c config.Config) decide.Policy {
+	return decide.Policy{
+		MinAge:              c.Clean.MinAge.Duration,
+		MaxRemovalsPerPass:  c.Clean.MaxRemovalsPerPass,
+		MaxRemovalShare:     c.Clean.MaxRemovalShare,
+		MassGuardMinPods:    c.Clean.MassGuardMinPods,
+		KillOrphanProcesses: c.Clean.KillOrphanProcesses,
+		ConfirmPasses:       c.Clean.ConfirmPasses,
+		RemoveContainers:    c.Clean.RemoveContainerLevel,
+	}
+}
+
+// Discover finds the hierarchies (unless given), the pod root and the driver.
+func (e *Engine) Discover() (hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, err error) {
+	hs = e.Hierarchies
+	if hs == nil {
+		if hs, err = hierarchy.Discover(e.Config.Cgroup.MountRoot); err != nil {
+			return nil, "", "", err
+		}
+	}
+	if len(hs) == 0 {
+		return nil, "", "", fmt.Errorf("no cgroup hierarchy mounted under %s", e.Config.Cgroup.MountRoot)
+	}
+	podRoot = e.Config.Cgroup.PodRoot
+	if podRoot == "" {
+		if podRoot, err = inventory.DetectPodRoot(hs); err != nil {
+			return hs, "", "", err
+		}
+	}
+	driver = names.Driver(e.Config.Cgroup.Driver)
+	if e.Config.Cgroup.Driver == "auto" {
+		driver = names.DriverOfPodRoot(podRoot)
+	}
+	return hs, podRoot, driver, nil
+}
+
+// Scan runs discover, inventory, live set and decide. It changes nothing.
+// sightings is the daemon's count of earlier passes that saw each orphan
+// (nil for one-shot commands).
+func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, error) {
+	start := time.Now()
+	hs, podRoot, driver, err := e.Discover()
+	s := &Scan{Hierarchies: hs, PodRoot: podRoot, Driver: driver}
+	if errors.Is(err, inventory.ErrNoPodRoot) {
+		s.NoPodRoot = true
+		s.Plan = decide.Decide(decide.Input{Now: e.now()}, Policy(e.Config))
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	snap, rtErr := e.snapshot(ctx)
+	s.Snapshot, s.RuntimeDriver = snap, snap.CgroupDriver
+	if rtErr == nil && snap.CgroupDriver != "" && e.Config.Cgroup.Driver == "auto" && snap.CgroupDriver != string(driver) {
+		e.log().WithField("runtime_driver", snap.CgroupDriver).Warnf("the runtime reports cgroup driver %s but the pod root %s is named for %s; using %s names", snap.CgroupDriver, podRoot, driver, driver)
+	}
+	inv, err := inventory.Read(hs, podRoot, driver)
+	if errors.Is(err, inventory.ErrNoPodRoot) {
+		s.NoPodRoot = true
+		s.Plan = decide.Decide(decide.Input{Now: e.now()}, Policy(e.Config))
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pod cgroups: %w", err)
+	}
+	s.Inventory = inv
+	kubelet, kErr := live.KubeletPods(e.Config.Cgroup.KubeletRoot)
+	in := decide.Input{Inventory: inv, Snapshot: snap, RuntimeErr: rtErr, KubeletPods: kubelet, KubeletErr: kErr, Sightings: sightings, Now: e.now()}
+	pol := Policy(e.Config)
+	// Count processes only where every earlier gate passed.
+	if cands := decide.Candidates(decide.Decide(in, pol)); len(cands) > 0 {
+		in.Procs = make(map[string]decide.Procs, len(cands))
+		for _, path := range cands {
+			pids, err := apply.Pids(hs, path)
+			in.Procs[path] = decide.Procs{Count: len(pids), Err: err}
+		}
+	}
+	s.Plan = decide.Decide(in, pol)
+	s.Took = time.Since(start)
+	return s, nil
+}
+
+func (e *Engine) snapshot(ctx context.Context) (live.Snapshot, error) {
+	if e.Runtime == nil {
+		err := e.RuntimeErr
+		if err == nil {
+			err = errors.New("no container runtime configured")
+		}
+		return live.Snapshot{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.Config.Runtime.Timeout.Duration)
+	defer cancel()
+	snap, err := e.Runtime.Snapshot(ctx)
+	if err != nil {
+		return live.Snapshot{}, fmt.Errorf("ask runtime %s: %w", e.Config.Runtime.Endpoint, err)
+	}
+	return snap, nil
+}

@@ -1,0 +1,270 @@
+// Package inventory reads the pod cgroup trees of every hierarchy and
+// returns typed pod and container cgroups. It opens only the pod root, the
+// QoS dirs and the pod dirs (getdents gives each entry's type, so cgroup
+// children are known without opening the leaves), in every hierarchy.
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+)
+
+// Inventory is every pod and container cgroup found under the pod root.
+type Inventory struct {
+	Driver      names.Driver
+	PodRoot     string // cgroup path, e.g. /kubepods.slice
+	Hierarchies []hierarchy.Hierarchy
+	Pods        []*Pod
+	// Skipped are entries under the pod root that are not cgroups we know
+	// (left alone); reported so an operator sees them.
+	Skipped []string
+}
+
+// Pod is one pod cgroup: the same path in one or more hierarchies.
+type Pod struct {
+	UID  string
+	QoS  names.QoS
+	Path string // cgroup path, the same in every hierarchy
+	// In lists the hierarchies (by name) that hold the directory.
+	In []string
+	// Changed is the latest ctime/mtime of the directory across
+	// hierarchies: a pod cgroup is as young as its last change.
+	Changed    time.Time
+	Containers []*Container
+	// Other counts child cgroups whose names are not containers we know.
+	// They are removed with the pod (they are inside it), never alone.
+	Other []string
+}
+
+// Container is one container-level cgroup inside a pod cgroup.
+type Container struct {
+	ID      string
+	Kind    names.ContainerKind
+	Path    string
+	In      []string
+	Changed time.Time
+}
+
+// Base is the last element of the pod's path (its unit name with systemd).
+func (p *Pod) Base() string { return filepath.Base(p.Path) }
+
+// Base is the last element of the container's path.
+func (c *Container) Base() string { return filepath.Base(c.Path) }
+
+// ErrNoPodRoot means no hierarchy has the pod root: nothing to do (not a
+// Kubernetes node, or kubelet has not started yet).
+var ErrNoPodRoot = errors.New("pod cgroup root not found in any hierarchy")
+
+// DetectPodRoot returns "/kubepods.slice" or "/kubepods", whichever exists
+// in the most hierarchies, or ErrNoPodRoot.
+func DetectPodRoot(hs []hierarchy.Hierarchy) (string, error) {
+	best, bestN := "", 0
+	for _, cand := range []string{"/kubepods.slice", "/kubepods"} {
+		n := 0
+		for _, h := range hs {
+			if fi, err := os.Stat(h.Path(cand)); err == nil && fi.IsDir() {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = cand, n
+		}
+	}
+	if best == "" {
+		return "", ErrNoPodRoot
+	}
+	return best, nil
+}
+
+// Read walks podRoot in every hierarchy. A hierarchy that lacks the pod
+// root is fine (the pod root may be created lazily per controller); a
+// directory that cannot be read is an error, because a partial inventory
+// could make a cgroup look like it exists in fewer places than it does.
+func Read(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver) (*Inventory, error) {
+	inv := &Inventory{Driver: driver, PodRoot: filepath.Clean("/" + podRoot), Hierarchies: hs}
+	pods := map[string]*Pod{}
+	found := false
+	for _, h := range hs {
+		root := h.Path(inv.PodRoot)
+		if err := checkInside(h, root); err != nil {
+			return nil, err
+		}
+		entries, err := readDirs(root)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		found = true
+		for _, e := range entries {
+			rel := filepath.Join(inv.PodRoot, e)
+			if qos, ok := names.ParseQoSDir(driver, e); ok {
+				sub, err := readDirs(h.Path(rel))
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return nil, err
+				}
+				for _, p := range sub {
+					if err := inv.addPod(pods, h, qos, filepath.Join(rel, p), p); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			if err := inv.addPod(pods, h, names.Guaranteed, rel, e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: %s", ErrNoPodRoot, inv.PodRoot)
+	}
+	for _, p := range pods {
+		inv.Pods = append(inv.Pods, p)
+		sort.Slice(p.Containers, func(i, j int) bool { return p.Containers[i].Path < p.Containers[j].Path })
+	}
+	sort.Slice(inv.Pods, func(i, j int) bool { return inv.Pods[i].Path < inv.Pods[j].Path })
+	sort.Strings(inv.Skipped)
+	return inv, nil
+}
+
+func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos names.QoS, rel, base string) error {
+	uid, ok := names.ParsePodDir(inv.Driver, qos, base)
+	if !ok {
+		if _, isQoS := names.ParseQoSDir(inv.Driver, base); !isQoS {
+			inv.skip(rel)
+		}
+		return nil
+	}
+	changed, err := changedAt(h.Path(rel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed while we looked
+	}
+	if err != nil {
+		return err
+	}
+	p := pods[rel]
+	if p == nil {
+		p = &Pod{UID: uid, QoS: qos, Path: rel}
+		pods[rel] = p
+	}
+	p.In = append(p.In, h.Name)
+	if changed.After(p.Changed) {
+		p.Changed = changed
+	}
+	children, err := readDirs(h.Path(rel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		crel := filepath.Join(rel, c)
+		id, kind, ok := names.ParseContainerDir(c)
+		if !ok {
+			if !contains(p.Other, crel) {
+				p.Other = append(p.Other, crel)
+			}
+			continue
+		}
+		cchanged, err := changedAt(h.Path(crel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		ct := p.container(crel, id, kind)
+		ct.In = append(ct.In, h.Name)
+		if cchanged.After(ct.Changed) {
+			ct.Changed = cchanged
+		}
+	}
+	return nil
+}
+
+func (p *Pod) container(path, id string, kind names.ContainerKind) *Container {
+	for _, c := range p.Containers {
+		if c.Path == path {
+			return c
+		}
+	}
+	c := &Container{ID: id, Kind: kind, Path: path}
+	p.Containers = append(p.Containers, c)
+	return c
+}
+
+func (inv *Inventory) skip(rel string) {
+	if !contains(inv.Skipped, rel) {
+		inv.Skipped = append(inv.Skipped, rel)
+	}
+}
+
+// readDirs lists the subdirectory names of dir. Symlinks are not
+// directories here: cgroupfs has none, so one is foreign and is ignored.
+func readDirs(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Type().IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+func changedAt(dir string) (time.Time, error) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil {
+		return time.Time{}, &fs.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	c := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	m := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	if m.After(c) {
+		return m, nil
+	}
+	return c, nil
+}
+
+// checkInside refuses a pod root that resolves outside its hierarchy (a
+// symlink planted in cgroupfs's place, or a configured path with ..).
+func checkInside(h hierarchy.Hierarchy, root string) error {
+	real, err := filepath.EvalSymlinks(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resolve pod root %s: %w", root, err)
+	}
+	if real != root {
+		return fmt.Errorf("pod root %s resolves to %s: refusing a path that is not a plain cgroup directory", root, real)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

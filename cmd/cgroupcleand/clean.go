@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+)
+
+func cmdClean(args []string, stdout, stderr io.Writer) int {
+	fset := newFlagSet("clean", stderr)
+	cfgPath, explicit := commonFlags(fset)
+	dryRun := fset.Bool("dry-run", false, "print what would be removed, remove nothing")
+	asJSON := fset.Bool("json", false, "print one JSON document")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	cfg, src, err := loadConfig(*cfgPath, explicit())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log, err := newAuditLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	// SIGINT/SIGTERM stop the pass between removals, never inside one.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e, closeAll := newEngine(ctx, cfg, log)
+	defer closeAll()
+	s, err := e.Scan(ctx, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgroupcleand clean: %v\n", err)
+		return 1
+	}
+	engine.LogPlan(log, s, 1, *dryRun)
+	results := e.Apply(ctx, s, *dryRun)
+	engine.LogResults(log, results, 1, *dryRun)
+	engine.LogSummary(log, s, results, 1, *dryRun)
+	if *asJSON {
+		return printJSON(stdout, stderr, scanDoc{Config: src, Scan: s, Results: results, DryRun: *dryRun})
+	}
+	printHeader(stdout, src, s)
+	if *dryRun {
+		fmt.Fprintln(stdout, "\ndry run: nothing is removed")
+	}
+	fmt.Fprintln(stdout)
+	printResults(stdout, results)
+	fmt.Fprintf(stdout, "\n%s\n", engine.SummaryLine(s, results))
+	if _, _, failed := engine.Counts(results); failed > 0 || s.Plan.RuntimeError != "" {
+		return 1
+	}
+	return 0
+}

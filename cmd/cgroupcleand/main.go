@@ -1,0 +1,56 @@
+// Command cgroupcleand finds and removes orphaned Kubernetes pod cgroups.
+//
+//	cgroupcleand scan  [--config FILE] [--json]     read-only: what is live, orphaned, and why
+//	cgroupcleand clean [--config FILE] [--dry-run]  one pass that removes the orphans passing every gate
+//	cgroupcleand run   [--config FILE]              the systemd service: passes on an interval
+//	cgroupcleand check-config [--config FILE]       validate and print the effective config
+//	cgroupcleand version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: cgroupcleand <command> [flags]
+
+commands:
+  scan          read-only: list pod and container cgroups, live or orphaned, and what clean would do
+  clean         one pass: remove the orphans that pass every safety gate
+  run           run as a service: a pass every interval (systemd Type=notify)
+  check-config  validate the configuration and print the effective values
+  version       print version, commit and build date
+
+Run 'cgroupcleand <command> -h' for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "scan":
+		return cmdScan(rest, stdout, stderr)
+	case "clean":
+		return cmdClean(rest, stdout, stderr)
+	case "run":
+		return cmdRun(rest, stdout, stderr)
+	case "check-config":
+		return cmdCheckConfig(rest, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "cgroupcleand %s (commit %s, built %s)\n", version, commit, buildDate)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "cgroupcleand: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}

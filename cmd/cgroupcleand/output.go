@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+)
+
+func printHeader(w io.Writer, src string, s *engine.Scan) {
+	var hs []string
+	for _, h := range s.Hierarchies {
+		hs = append(hs, h.Name)
+	}
+	fmt.Fprintf(w, "config:      %s\n", src)
+	fmt.Fprintf(w, "hierarchies: %d (%s)\n", len(hs), strings.Join(hs, " "))
+	if s.NoPodRoot {
+		fmt.Fprintf(w, "pod root:    none found (not a Kubernetes node, or kubelet has not started)\n")
+		return
+	}
+	drv := string(s.Driver)
+	if s.RuntimeDriver != "" {
+		drv += " (runtime reports " + s.RuntimeDriver + ")"
+	}
+	fmt.Fprintf(w, "pod root:    %s  driver: %s\n", s.PodRoot, drv)
+	if s.Plan.RuntimeError != "" {
+		fmt.Fprintf(w, "runtime:     UNREACHABLE: %s\n             nothing will be removed while the runtime cannot be asked\n", s.Plan.RuntimeError)
+	} else {
+		fmt.Fprintf(w, "runtime:     %d sandboxes, %d containers\n", len(s.Snapshot.Sandboxes), len(s.Snapshot.Containers))
+	}
+}
+
+func printScan(w io.Writer, src string, s *engine.Scan) {
+	printHeader(w, src, s)
+	if s.NoPodRoot {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tSTATE\tACTION\tREASON\tAGE\tPATH")
+	row := func(it decide.Item, indent string) {
+		reason := string(it.Reason)
+		if it.Processes > 0 {
+			reason += fmt.Sprintf(" (%d procs)", it.Processes)
+		}
+		if reason == "" {
+			reason = "-"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\n", indent, it.Kind, it.State, it.Action, reason, age(it.Age), it.Path)
+	}
+	for _, it := range s.Plan.Items {
+		row(it, "")
+		for _, c := range it.Children {
+			row(c, "  ")
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%s\n", engine.SummaryLine(s, nil))
+	if len(s.Plan.Kept) > 0 {
+		var parts []string
+		for r, n := range s.Plan.Kept {
+			parts = append(parts, fmt.Sprintf("%s=%d", r, n))
+		}
+		fmt.Fprintf(w, "orphans kept by reason: %s\n", strings.Join(sortedStrings(parts), " "))
+	}
+	if n := len(decide.Removals(s.Plan)); n > 0 {
+		fmt.Fprintf(w, "clean would remove %d orphan cgroups\n", n)
+	}
+}
+
+func printResults(w io.Writer, results []engine.Result) {
+	if len(results) == 0 {
+		fmt.Fprintln(w, "nothing to remove")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OUTCOME\tKIND\tDIRS\tDETAIL\tPATH")
+	for _, r := range results {
+		detail := string(r.Reason)
+		if r.Detail != "" {
+			detail += ": " + r.Detail
+		}
+		if r.UnitStopped != "" {
+			detail = "stopped " + r.UnitStopped
+		}
+		if len(r.Killed) > 0 {
+			detail += fmt.Sprintf(" killed %v", r.Killed)
+		}
+		if detail == "" {
+			detail = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Outcome, r.Item.Kind, r.Dirs, detail, r.Item.Path)
+	}
+	tw.Flush()
+}
+
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func sortedStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}
