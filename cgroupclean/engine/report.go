@@ -135,4 +135,3 @@ func fmtSummary(pods, live, orphanPods, orphanCtrs, removed, kept, failed int) s
 	return fmt.Sprintf("%d pod cgroups: %d live, %d orphaned (+%d orphan container cgroups); removed %d, kept %d, failed %d",
 		pods, live, orphanPods, orphanCtrs, removed, kept, failed)
 }
-

@@ -1,0 +1,380 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/internal/testbed"
+)
+
+// node is a kubelet-like layout under the test's own cgroup root, with a
+// real containerd answering CRI.
+type node struct {
+	root    *testbed.CgroupRoot
+	ctrd    *testbed.Containerd
+	kubelet string
+	cfg     config.Config
+}
+
+func newNode(t *testing.T) *node {
+	t.Helper()
+	r := testbed.NewCgroupRoot(t, "engine")
+	ctrd := testbed.StartContainerd(t)
+	n := &node{root: r, ctrd: ctrd, kubelet: t.TempDir()}
+	if err := os.Mkdir(filepath.Join(n.kubelet, "pods"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Runtime.Endpoint = ctrd.Endpoint()
+	cfg.Runtime.Timeout = config.Duration{Duration: 3 * time.Second}
+	cfg.Cgroup.PodRoot = r.Rel("kubepods")
+	cfg.Cgroup.KubeletRoot = n.kubelet
+	cfg.Clean.MinAge = config.Duration{}
+	cfg.Clean.ConfirmPasses = 1
+	cfg.Clean.MaxRemovalShare = 1
+	cfg.Clean.UseSystemd = "never"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n.cfg = cfg
+	return n
+}
+
+func (n *node) engine(t *testing.T) *engine.Engine {
+	t.Helper()
+	c, err := cri.Dial(n.cfg.Runtime.Endpoint, n.cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &engine.Engine{Config: n.cfg, Runtime: c}
+}
+
+// podPath is the cgroupfs pod cgroup path inside the root.
+func (n *node) podPath(qos, uid string) string {
+	if qos == "guaranteed" {
+		return "kubepods/pod" + uid
+	}
+	return "kubepods/" + qos + "/pod" + uid
+}
+
+// runPod starts a real sandbox (and optionally a container) in a pod cgroup.
+func (n *node) runPod(t *testing.T, qos string, withContainer bool) (uid, sandbox, ctr string) {
+	t.Helper()
+	uid = testbed.RandomUID()
+	if err := n.root.Mkdir(n.podPath(qos, uid)); err != nil {
+		t.Fatal(err)
+	}
+	sandbox = n.ctrd.RunPod(t, n.root.Rel(n.podPath(qos, uid)), uid, "pod-"+uid[:8])
+	if withContainer {
+		ctr = n.ctrd.CreateStartContainer(t, sandbox, "c-"+uid[:8])
+	}
+	return uid, sandbox, ctr
+}
+
+// dirs lists every directory under rel in every hierarchy, as
+// "hierarchy:relative path", to prove a live pod lost nothing.
+func (n *node) dirs(t *testing.T, rel string) []string {
+	t.Helper()
+	var out []string
+	for _, h := range n.root.Hierarchies {
+		top := h.Path(n.root.Rel(rel))
+		_ = filepath.WalkDir(top, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				out = append(out, h.Name+":"+strings.TrimPrefix(p, top))
+			}
+			return nil
+		})
+	}
+	sort.Strings(out)
+	return out
+}
+
+func hexID(n int) string { return fmt.Sprintf("%064x", 0xc0ffee00+n) }
+
+func itemByPath(s *engine.Scan, path string) (decide.Item, bool) {
+	for _, it := range s.Plan.Items {
+		if it.Path == path {
+			return it, true
+		}
+		for _, c := range it.Children {
+			if c.Path == path {
+				return c, true
+			}
+		}
+	}
+	return decide.Item{}, false
+}
+
+func TestScanCleanAgainstContainerd(t *testing.T) {
+	n := newNode(t)
+	ctx := context.Background()
+
+	// Live pods in all three QoS classes, one with a container, one stopped
+	// (NOTREADY but still listed: still live).
+	liveBurst, _, _ := n.runPod(t, "burstable", true)
+	liveGuar, _, _ := n.runPod(t, "guaranteed", false)
+	liveNotReady, nrSandbox, _ := n.runPod(t, "besteffort", false)
+	n.ctrd.StopPod(t, nrSandbox)
+
+	// An orphan left by Stop+Remove: containerd removed its sandbox leaf,
+	// the pod<uid> dir stays, as on a node whose kubelet lost track.
+	orphanStopped, osb, _ := n.runPod(t, "burstable", true)
+	n.ctrd.StopRemovePod(t, osb)
+
+	// Hand-made orphan trees: with container dirs; in one hierarchy only.
+	orphanTree := testbed.RandomUID()
+	must(t, n.root.Mkdir(n.podPath("besteffort", orphanTree)+"/"+hexID(1)))
+	must(t, n.root.Mkdir(n.podPath("besteffort", orphanTree)+"/"+hexID(2)))
+	orphanOneHier := testbed.RandomUID()
+	must(t, n.root.MkdirIn(n.root.Hierarchies[0], n.podPath("guaranteed", orphanOneHier)))
+
+	// An orphan holding a process: kept and reported.
+	orphanBusy := testbed.RandomUID()
+	must(t, n.root.Mkdir(n.podPath("burstable", orphanBusy)+"/"+hexID(3)))
+	proc := testbed.StartProcess(t, "sleep", "300")
+	must(t, n.root.AddProc(n.podPath("burstable", orphanBusy)+"/"+hexID(3), proc.PID))
+
+	// An orphan whose pod dir kubelet still has.
+	orphanKubelet := testbed.RandomUID()
+	must(t, n.root.Mkdir(n.podPath("burstable", orphanKubelet)))
+	must(t, os.Mkdir(filepath.Join(n.kubelet, "pods", orphanKubelet), 0o755))
+
+	liveDirs := map[string][]string{}
+	for _, uid := range []string{liveBurst, liveGuar, liveNotReady} {
+		for _, q := range []string{"burstable", "guaranteed", "besteffort"} {
+			if d := n.dirs(t, n.podPath(q, uid)); len(d) > 0 {
+				liveDirs[uid] = d
+			}
+		}
+	}
+
+	// An orphan container cgroup inside a live pod (made after the live
+	// pods' dirs were recorded: it must go, they must stay).
+	strayCtr := n.podPath("burstable", liveBurst) + "/" + hexID(4)
+	must(t, n.root.Mkdir(strayCtr))
+
+	e := n.engine(t)
+	s, err := e.Scan(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Plan.RuntimeError != "" {
+		t.Fatalf("runtime error: %s", s.Plan.RuntimeError)
+	}
+	want := map[string]string{
+		n.root.Rel(n.podPath("burstable", liveBurst)):      "live/keep/live-sandbox",
+		n.root.Rel(n.podPath("guaranteed", liveGuar)):      "live/keep/live-sandbox",
+		n.root.Rel(n.podPath("besteffort", liveNotReady)):  "live/keep/live-sandbox",
+		n.root.Rel(n.podPath("burstable", orphanStopped)):  "orphan/remove/",
+		n.root.Rel(n.podPath("besteffort", orphanTree)):    "orphan/remove/",
+		n.root.Rel(n.podPath("guaranteed", orphanOneHier)): "orphan/remove/",
+		n.root.Rel(n.podPath("burstable", orphanBusy)):     "orphan/keep/has-processes",
+		n.root.Rel(n.podPath("burstable", orphanKubelet)):  "orphan/keep/kubelet-tracks-pod",
+		n.root.Rel(strayCtr):                               "orphan/remove/",
+	}
+	for path, w := range want {
+		it, ok := itemByPath(s, path)
+		if !ok {
+			t.Errorf("scan did not find %s", path)
+			continue
+		}
+		if got := fmt.Sprintf("%s/%s/%s", it.State, it.Action, it.Reason); got != w {
+			t.Errorf("%s: got %s, want %s", path, got, w)
+		}
+	}
+	if it, _ := itemByPath(s, n.root.Rel(n.podPath("guaranteed", orphanOneHier))); len(it.Hierarchies) != 1 {
+		t.Errorf("one-hierarchy orphan seen in %v", it.Hierarchies)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Dry run: the plan is printed, nothing changes.
+	before := n.dirs(t, "kubepods")
+	dry := e.Apply(ctx, s, true)
+	if removed, _, _ := engine.Counts(dry); removed != 4 {
+		t.Fatalf("dry run would remove %d, want 4", removed)
+	}
+	if after := n.dirs(t, "kubepods"); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatal("dry run changed the cgroup tree")
+	}
+
+	results := e.Apply(ctx, s, false)
+	for _, r := range results {
+		if r.Outcome != engine.Removed {
+			t.Errorf("%s: %s %s %s", r.Item.Path, r.Outcome, r.Reason, r.Detail)
+		}
+	}
+	for _, uid := range []string{orphanStopped, orphanTree, orphanOneHier} {
+		for _, q := range []string{"burstable", "guaranteed", "besteffort"} {
+			if c := n.root.Exists(n.podPath(q, uid)); c != 0 {
+				t.Errorf("orphan %s/%s still in %d hierarchies", q, uid, c)
+			}
+		}
+	}
+	if n.root.Exists(strayCtr) != 0 {
+		t.Error("orphan container cgroup in a live pod not removed")
+	}
+	if n.root.Exists(n.podPath("burstable", orphanBusy)) != len(n.root.Hierarchies) || !proc.Alive() {
+		t.Error("orphan with a process was touched")
+	}
+	if n.root.Exists(n.podPath("burstable", orphanKubelet)) != len(n.root.Hierarchies) {
+		t.Error("pod kubelet tracks was touched")
+	}
+	for uid, d := range liveDirs {
+		var now []string
+		for _, q := range []string{"burstable", "guaranteed", "besteffort"} {
+			now = append(now, n.dirs(t, n.podPath(q, uid))...)
+		}
+		if strings.Join(now, ",") != strings.Join(d, ",") {
+			t.Errorf("live pod %s lost cgroup dirs:\nbefore %v\nafter  %v", uid, d, now)
+		}
+	}
+}
+
+func TestNothingRemovedWhenRuntimeDown(t *testing.T) {
+	n := newNode(t)
+	n.runPod(t, "burstable", false)
+	orphan := testbed.RandomUID()
+	must(t, n.root.Mkdir(n.podPath("burstable", orphan)))
+	e := n.engine(t)
+	n.ctrd.Kill9(t)
+
+	s, err := e.Scan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Plan.RuntimeError == "" {
+		t.Fatal("scan did not notice the runtime is down")
+	}
+	it, _ := itemByPath(s, n.root.Rel(n.podPath("burstable", orphan)))
+	if it.Reason != decide.RuntimeUnreachable || it.Removes() {
+		t.Fatalf("orphan with runtime down: %s/%s", it.Action, it.Reason)
+	}
+	if r := e.Apply(context.Background(), s, false); len(r) != 0 {
+		t.Fatalf("apply acted with the runtime down: %+v", r)
+	}
+	if n.root.Exists(n.podPath("burstable", orphan)) != len(n.root.Hierarchies) {
+		t.Fatal("orphan removed while the runtime was down")
+	}
+	n.ctrd.Restart(t)
+}
+
+// TestStalledRuntimeRemovesNothing: a CRI endpoint that accepts and never
+// answers must end in a refusal within the timeout, not a hang.
+func TestStalledRuntimeRemovesNothing(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "stall")
+	sock := filepath.Join(t.TempDir(), "stall.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	orphan := testbed.RandomUID()
+	must(t, r.Mkdir("kubepods/burstable/pod"+orphan))
+	cfg := config.Default()
+	cfg.Runtime.Endpoint = "unix://" + sock
+	cfg.Runtime.Timeout = config.Duration{Duration: 500 * time.Millisecond}
+	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = r.Rel("kubepods"), t.TempDir()
+	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses = config.Duration{}, 1
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &engine.Engine{Config: cfg, Runtime: c}
+	start := time.Now()
+	s, err := e.Scan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("scan took %s with a stalled runtime", took)
+	}
+	if s.Plan.RuntimeError == "" || len(decide.Removals(s.Plan)) != 0 {
+		t.Fatalf("stalled runtime: error %q, removals %d", s.Plan.RuntimeError, len(decide.Removals(s.Plan)))
+	}
+	if r.Exists("kubepods/burstable/pod"+orphan) != len(r.Hierarchies) {
+		t.Fatal("orphan touched")
+	}
+}
+
+// TestPodRecreatedBeforeRemoval: kubelet makes a new sandbox for the same
+// pod UID after the scan; the final re-ask must keep the pod cgroup.
+func TestPodRecreatedBeforeRemoval(t *testing.T) {
+	n := newNode(t)
+	uid, sb, _ := n.runPod(t, "burstable", false)
+	n.ctrd.StopRemovePod(t, sb)
+	e := n.engine(t)
+	s, err := e.Scan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rm := decide.Removals(s.Plan); len(rm) != 1 || rm[0].PodUID != uid {
+		t.Fatalf("expected the orphan to be planned for removal, got %+v", rm)
+	}
+	n.ctrd.RunPod(t, n.root.Rel(n.podPath("burstable", uid)), uid, "again")
+	results := e.Apply(context.Background(), s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.RuntimeListsNow {
+		t.Fatalf("results %+v", results)
+	}
+	if n.root.Exists(n.podPath("burstable", uid)) != len(n.root.Hierarchies) {
+		t.Fatal("recreated pod's cgroup was touched")
+	}
+}
+
+func TestMassGuardWithEmptyRuntime(t *testing.T) {
+	n := newNode(t)
+	for i := 0; i < 5; i++ {
+		must(t, n.root.Mkdir(n.podPath("besteffort", testbed.RandomUID())))
+	}
+	s, err := n.engine(t).Scan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decide.Removals(s.Plan)) != 0 || s.Plan.Kept[decide.MassGuardRuntimeEmpty] != 5 {
+		t.Fatalf("mass guard did not hold: kept %v", s.Plan.Kept)
+	}
+}
+
+func TestMinAgeKeepsFreshOrphans(t *testing.T) {
+	n := newNode(t)
+	n.runPod(t, "burstable", false)
+	must(t, n.root.Mkdir(n.podPath("burstable", testbed.RandomUID())))
+	n.cfg.Clean.MinAge = config.Duration{Duration: time.Hour}
+	s, err := n.engine(t).Scan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decide.Removals(s.Plan)) != 0 || s.Plan.Kept[decide.TooYoung] != 1 {
+		t.Fatalf("kept %v", s.Plan.Kept)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
