@@ -104,17 +104,26 @@ func LogSummary(log logrus.FieldLogger, s *Scan, results []Result, pass uint64, 
 }
 
 // SummaryLine is the one-line summary of a pass (sd_notify STATUS=, CLI).
+// With no results (a scan), it says what a clean would do.
 func SummaryLine(s *Scan, results []Result) string {
 	if s.NoPodRoot {
 		return "no pod cgroup root found: nothing to do"
 	}
-	removed, refused, failed := Counts(results)
 	sum := s.Plan.Summary
-	line := ""
+	line := fmt.Sprintf("%d pod cgroups: %d live, %d orphaned (+%d orphan container cgroups); ",
+		sum.Pods, sum.LivePods, sum.OrphanPods, sum.OrphanContainers)
 	if s.Plan.RuntimeError != "" {
-		line = "RUNTIME UNREACHABLE, nothing removed; "
+		line = "RUNTIME UNREACHABLE, nothing removed; " + line
 	}
-	return line + fmtSummary(sum.Pods, sum.LivePods, sum.OrphanPods, sum.OrphanContainers, removed, sum.Keep+refused, failed)
+	if results == nil {
+		return line + fmt.Sprintf("%d to remove, %d kept", sum.Remove, sum.Keep)
+	}
+	removed, refused, failed := Counts(results)
+	verb := "removed"
+	if len(results) > 0 && results[0].Outcome == WouldRemove {
+		verb = "dry run: would remove"
+	}
+	return line + fmt.Sprintf("%s %d, kept %d, failed %d", verb, removed, sum.Keep+refused, failed)
 }
 
 func itemFields(it decide.Item, pass uint64, dryRun bool) logrus.Fields {
@@ -129,9 +138,4 @@ func itemFields(it decide.Item, pass uint64, dryRun bool) logrus.Fields {
 		f[audit.Unit] = it.Unit
 	}
 	return f
-}
-
-func fmtSummary(pods, live, orphanPods, orphanCtrs, removed, kept, failed int) string {
-	return fmt.Sprintf("%d pod cgroups: %d live, %d orphaned (+%d orphan container cgroups); removed %d, kept %d, failed %d",
-		pods, live, orphanPods, orphanCtrs, removed, kept, failed)
 }
