@@ -21,6 +21,8 @@ const (
 	Error         = "ERROR"
 	DurationMS    = "DURATION_MS"
 	Pids          = "PIDS"
+	Processes     = "PROCESSES"
+	RemovedDirs   = "REMOVED_DIRS"
 	Removed       = "REMOVED"
 	Kept          = "KEPT"
 	Failed        = "FAILED"

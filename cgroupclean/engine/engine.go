@@ -51,6 +51,7 @@ type Engine struct {
 type Scan struct {
 	Hierarchies []hierarchy.Hierarchy `json:"-"`
 	PodRoot     string                `json:"pod_root"`
+	Endpoint    string                `json:"cri_endpoint"`
 	Driver      names.Driver          `json:"driver"`
 	// RuntimeDriver is the driver the runtime reports, if any.
 	RuntimeDriver string `json:"runtime_driver,omitempty"`
@@ -121,7 +122,7 @@ func (e *Engine) Discover() (hs []hierarchy.Hierarchy, podRoot string, driver na
 func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, error) {
 	start := time.Now()
 	hs, podRoot, driver, err := e.Discover()
-	s := &Scan{Hierarchies: hs, PodRoot: podRoot, Driver: driver}
+	s := &Scan{Hierarchies: hs, PodRoot: podRoot, Driver: driver, Endpoint: e.Config.Runtime.Endpoint}
 	if errors.Is(err, inventory.ErrNoPodRoot) {
 		s.NoPodRoot = true
 		s.Plan = decide.Decide(decide.Input{Now: e.now()}, Policy(e.Config))

@@ -13,6 +13,7 @@ func LogPlan(log logrus.FieldLogger, s *Scan, pass uint64, dryRun bool) {
 	if s.Plan.RuntimeError != "" {
 		log.WithFields(logrus.Fields{
 			audit.MessageID: audit.IDRuntimeUnreachable, audit.Pass: pass, audit.Error: s.Plan.RuntimeError, audit.DryRun: dryRun,
+			audit.Endpoint: s.Endpoint,
 		}).Error("container runtime could not be asked: nothing is removed in this pass")
 	}
 	for _, it := range s.Plan.Items {
@@ -34,7 +35,7 @@ func logKept(log logrus.FieldLogger, it decide.Item, pass uint64, dryRun bool) {
 	f[audit.Action] = audit.ActionKeep
 	f[audit.Reason] = string(it.Reason)
 	if it.Processes > 0 {
-		f[audit.Pids] = it.Processes
+		f[audit.Processes] = it.Processes
 	}
 	log.WithFields(f).Infof("orphan %s %s kept: %s", it.Kind, it.Path, it.Reason)
 }
@@ -58,7 +59,7 @@ func LogResults(log logrus.FieldLogger, results []Result, pass uint64, dryRun bo
 		switch r.Outcome {
 		case Removed, WouldRemove:
 			f[audit.MessageID], f[audit.Action] = audit.IDOrphanRemoved, audit.ActionRemove
-			f["REMOVED_DIRS"] = r.Dirs
+			f[audit.RemovedDirs] = r.Dirs
 			verb := "removed"
 			if r.Outcome == WouldRemove {
 				verb = "would remove (dry run)"
