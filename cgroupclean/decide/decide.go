@@ -126,7 +126,7 @@ type Summary struct {
 
 // Decide makes the plan. It is deterministic for a given input.
 func Decide(in Input, pol Policy) Plan {
-	plan := Plan{Policy: pol, Now: in.Now, Sandboxes: len(in.Snapshot.Sandboxes), Kept: map[Reason]int{}}
+	plan := Plan{Items: []Item{}, Policy: pol, Now: in.Now, Sandboxes: len(in.Snapshot.Sandboxes), Kept: map[Reason]int{}}
 	if in.RuntimeErr != nil {
 		plan.RuntimeError = in.RuntimeErr.Error()
 	}

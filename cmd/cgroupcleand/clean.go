@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 )
 
 func cmdClean(args []string, stdout, stderr io.Writer) int {
@@ -38,6 +39,11 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "cgroupcleand clean: %v\n", err)
 		return 1
+	}
+	if cfg.Memcg.Mode != "off" && !s.NoPodRoot {
+		if mon, err := memcg.NewMonitor(s.Hierarchies, "/proc", s.PodRoot, cfg.Memcg, memcg.SystemClock{}); err == nil {
+			e.BeforeRemove = mon.BeforeRemove(log)
+		}
 	}
 	engine.LogPlan(log, s, 1, *dryRun)
 	results := e.Apply(ctx, s, *dryRun)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 	"github.com/sirupsen/logrus"
 )
 
@@ -31,17 +33,41 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cgroupcleand scan: %v\n", err)
 		return 1
 	}
+	health := memcgHealth(ctx, cfg, s, log)
 	if *asJSON {
-		return printJSON(stdout, stderr, scanDoc{Config: src, Scan: s})
+		return printJSON(stdout, stderr, scanDoc{Config: src, Scan: s, Memcg: health})
 	}
 	printScan(stdout, src, s)
+	if health != nil {
+		fmt.Fprintf(stdout, "%s\n", health.Health.String())
+	}
 	return 0
+}
+
+// memcgHealth is what the memcg watchdog sees and would do, acting on
+// nothing; nil when the watchdog is off or cannot run here (logged).
+func memcgHealth(ctx context.Context, cfg config.Config, s *engine.Scan, log logrus.FieldLogger) *memcg.Decision {
+	if cfg.Memcg.Mode == "off" {
+		return nil
+	}
+	mon, err := memcg.NewMonitor(s.Hierarchies, "/proc", s.PodRoot, cfg.Memcg, memcg.SystemClock{})
+	if err != nil {
+		log.Warnf("memcg health: %v", err)
+		return nil
+	}
+	d, err := mon.Assess(ctx)
+	if err != nil {
+		log.Warnf("memcg health: %v", err)
+		return nil
+	}
+	return &d
 }
 
 type scanDoc struct {
 	Config  string          `json:"config"`
 	Scan    *engine.Scan    `json:"scan"`
 	Results []engine.Result `json:"results,omitempty"`
+	Memcg   *memcg.Decision `json:"memcg,omitempty"`
 	DryRun  bool            `json:"dry_run,omitempty"`
 }
 

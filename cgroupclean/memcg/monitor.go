@@ -1,0 +1,96 @@
+package memcg
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
+	"github.com/sirupsen/logrus"
+)
+
+// Monitor ties the probe, the watchdog and the executor together for the
+// daemon and for `scan`: one Tick per probe_interval.
+type Monitor struct {
+	Probe    *Probe
+	Watchdog *Watchdog
+	Executor *Executor
+	cfg      config.Memcg
+}
+
+// NewMonitor finds the memory controller among hs and builds a monitor.
+// podRoot is the pod cgroup root ("" when there is none).
+func NewMonitor(hs []hierarchy.Hierarchy, procRoot, podRoot string, cfg config.Memcg, clock Clock) (*Monitor, error) {
+	root, v2, err := Locate(hs)
+	if err != nil {
+		return nil, err
+	}
+	paths := Paths{ProcRoot: procRoot, MemoryRoot: root, V2: v2, PodRoot: podRoot}
+	probe, err := NewProbe(paths, cfg.StatTimeout.Duration)
+	if err != nil {
+		return nil, err
+	}
+	return &Monitor{
+		Probe:    probe,
+		Watchdog: NewWatchdog(cfg, probe.Env(), clock),
+		Executor: NewExecutor(paths, cfg, DropCachesPath),
+		cfg:      cfg,
+	}, nil
+}
+
+// Tick samples, logs the health, and in mode "act" takes the action the
+// watchdog decides, measures its effect and logs it.
+func (m *Monitor) Tick(ctx context.Context, log logrus.FieldLogger) (Decision, error) {
+	s, err := m.Probe.Sample(ctx)
+	if err != nil {
+		return Decision{}, fmt.Errorf("memcg probe: %w", err)
+	}
+	d := m.Watchdog.Observe(s)
+	LogHealth(log, d)
+	if d.Action == ActionNone {
+		return d, nil
+	}
+	o := m.Executor.Apply(ctx, d)
+	after, err := m.Probe.Sample(ctx)
+	if err != nil {
+		after = s
+	}
+	LogAction(log, d, o, m.Watchdog.Record(d, o, after))
+	return d, nil
+}
+
+// Assess takes the confirm_samples samples a decision needs, back to back,
+// and returns what the watchdog would do, acting on nothing: for `scan`.
+func (m *Monitor) Assess(ctx context.Context) (Decision, error) {
+	var d Decision
+	for i := 0; i < m.cfg.ConfirmSamples; i++ {
+		s, err := m.Probe.Sample(ctx)
+		if err != nil {
+			return Decision{}, fmt.Errorf("memcg probe: %w", err)
+		}
+		d = m.Watchdog.Observe(s)
+	}
+	return d, nil
+}
+
+// BeforeRemove is step 1, to run right before the directories of an
+// orphan are removed in one hierarchy: in the memory hierarchy it reclaims
+// the cgroup's charges so it is freed at once instead of lingering as a
+// dying memcg. It does nothing unless the watchdog allows it (mode "act",
+// prevent_on_remove on).
+func (m *Monitor) BeforeRemove(log logrus.FieldLogger) func(h hierarchy.Hierarchy, dir string) {
+	if ok, _ := m.Watchdog.PreventOnRemove(); !ok {
+		return nil
+	}
+	memRoot := m.Probe.Paths().MemoryRoot
+	v2 := m.Probe.Paths().V2
+	return func(h hierarchy.Hierarchy, dir string) {
+		if h.Mountpoint != memRoot {
+			return
+		}
+		start := time.Now()
+		freed, err := PreventZombie(context.Background(), dir, v2, m.cfg.PreventTimeout.Duration)
+		LogPrevent(log, dir, freed, time.Since(start), err)
+	}
+}
