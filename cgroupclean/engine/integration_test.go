@@ -381,3 +381,41 @@ func must(t *testing.T, err error) {
 }
 
 func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// TestBadNamesLeftAlone: directories under the pod root whose names are
+// not what kubelet or a runtime makes are reported and never touched.
+func TestBadNamesLeftAlone(t *testing.T) {
+	n := newNode(t)
+	n.runPod(t, "burstable", false)
+	bad := []string{
+		"kubepods/burstable/podNOT-A-UID!",
+		"kubepods/burstable/pod-" + testbed.RandomUID(),
+		"kubepods/burstable/" + hexID(20),
+		"kubepods/burstable/kubepods-burstable-pod" + strings.ReplaceAll(testbed.RandomUID(), "-", "_") + ".slice",
+		"kubepods/something-else",
+		"kubepods/besteffort/pod..",
+	}
+	for _, b := range bad {
+		must(t, n.root.Mkdir(b))
+	}
+	e := n.engine(t)
+	s, err := e.Scan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := map[string]bool{}
+	for _, sk := range s.Inventory.Skipped {
+		skipped[sk.Path] = true
+	}
+	for _, b := range bad {
+		if !skipped[n.root.Rel(b)] {
+			t.Errorf("%s not reported as left alone (skipped: %+v)", b, s.Inventory.Skipped)
+		}
+	}
+	e.Apply(context.Background(), s, false)
+	for _, b := range bad {
+		if n.root.Exists(b) != len(n.root.Hierarchies) {
+			t.Errorf("%s was touched", b)
+		}
+	}
+}

@@ -16,6 +16,14 @@ func LogPlan(log logrus.FieldLogger, s *Scan, pass uint64, dryRun bool) {
 			audit.Endpoint: s.Endpoint,
 		}).Error("container runtime could not be asked: nothing is removed in this pass")
 	}
+	if s.Inventory != nil {
+		for _, sk := range s.Inventory.Skipped {
+			log.WithFields(logrus.Fields{
+				audit.MessageID: audit.IDRemovalRefused, audit.CgroupPath: sk.Path, audit.Action: audit.ActionKeep,
+				audit.Reason: "not-a-pod-cgroup", audit.Error: sk.Why, audit.Pass: pass, audit.DryRun: dryRun,
+			}).Warnf("left alone under the pod root: %s: %s", sk.Path, sk.Why)
+		}
+	}
 	for _, it := range s.Plan.Items {
 		logKept(log, it, pass, dryRun)
 		for _, c := range it.Children {

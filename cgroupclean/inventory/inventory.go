@@ -26,8 +26,20 @@ type Inventory struct {
 	Pods        []*Pod
 	// Skipped are entries under the pod root that are not cgroups we know
 	// (left alone); reported so an operator sees them.
-	Skipped []string
+	Skipped []Skipped
 }
+
+// Skipped is an entry the inventory leaves alone, and why.
+type Skipped struct {
+	Path string `json:"path"`
+	Why  string `json:"why"`
+}
+
+// Why an entry is skipped.
+const (
+	UnknownName = "not a pod cgroup name"
+	NotADir     = "symlink, not a cgroup directory"
+)
 
 // Pod is one pod cgroup: the same path in one or more hierarchies.
 type Pod struct {
@@ -98,7 +110,8 @@ func Read(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver) (*Inven
 		if err := checkInside(h, root); err != nil {
 			return nil, err
 		}
-		entries, err := readDirs(root)
+		var links []string
+		entries, err := readDirs(root, &links)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -106,12 +119,19 @@ func Read(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver) (*Inven
 			return nil, err
 		}
 		found = true
+		for _, l := range links {
+			inv.skip(filepath.Join(inv.PodRoot, l), NotADir)
+		}
 		for _, e := range entries {
 			rel := filepath.Join(inv.PodRoot, e)
 			if qos, ok := names.ParseQoSDir(driver, e); ok {
-				sub, err := readDirs(h.Path(rel))
+				var subLinks []string
+				sub, err := readDirs(h.Path(rel), &subLinks)
 				if err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return nil, err
+				}
+				for _, l := range subLinks {
+					inv.skip(filepath.Join(rel, l), NotADir)
 				}
 				for _, p := range sub {
 					if err := inv.addPod(pods, h, qos, filepath.Join(rel, p), p); err != nil {
@@ -133,7 +153,7 @@ func Read(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver) (*Inven
 		sort.Slice(p.Containers, func(i, j int) bool { return p.Containers[i].Path < p.Containers[j].Path })
 	}
 	sort.Slice(inv.Pods, func(i, j int) bool { return inv.Pods[i].Path < inv.Pods[j].Path })
-	sort.Strings(inv.Skipped)
+	sort.Slice(inv.Skipped, func(i, j int) bool { return inv.Skipped[i].Path < inv.Skipped[j].Path })
 	return inv, nil
 }
 
@@ -141,7 +161,7 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 	uid, ok := names.ParsePodDir(inv.Driver, qos, base)
 	if !ok {
 		if _, isQoS := names.ParseQoSDir(inv.Driver, base); !isQoS {
-			inv.skip(rel)
+			inv.skip(rel, UnknownName)
 		}
 		return nil
 	}
@@ -204,15 +224,19 @@ func (p *Pod) container(path, id string, kind names.ContainerKind) *Container {
 	return c
 }
 
-func (inv *Inventory) skip(rel string) {
-	if !contains(inv.Skipped, rel) {
-		inv.Skipped = append(inv.Skipped, rel)
+func (inv *Inventory) skip(rel, why string) {
+	for _, s := range inv.Skipped {
+		if s.Path == rel {
+			return
+		}
 	}
+	inv.Skipped = append(inv.Skipped, Skipped{Path: rel, Why: why})
 }
 
 // readDirs lists the subdirectory names of dir. Symlinks are not
-// directories here: cgroupfs has none, so one is foreign and is ignored.
-func readDirs(dir string) ([]string, error) {
+// directories here: cgroupfs has none, so one is foreign; it is reported
+// through links and never followed.
+func readDirs(dir string, links ...*[]string) ([]string, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
@@ -224,8 +248,11 @@ func readDirs(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.Type().IsDir() {
+		switch {
+		case e.Type().IsDir():
 			out = append(out, e.Name())
+		case e.Type()&fs.ModeSymlink != 0 && len(links) > 0:
+			*links[0] = append(*links[0], e.Name())
 		}
 	}
 	return out, nil

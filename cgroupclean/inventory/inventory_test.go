@@ -128,6 +128,9 @@ func TestSymlinksAreNotCgroups(t *testing.T) {
 	if len(inv.Pods) != 0 {
 		t.Fatalf("a symlink was taken for a pod cgroup: %+v", inv.Pods[0])
 	}
+	if len(inv.Skipped) != 1 || inv.Skipped[0].Why != NotADir {
+		t.Fatalf("the symlink must be reported: %+v", inv.Skipped)
+	}
 }
 
 func TestSymlinkedPodRootRefused(t *testing.T) {

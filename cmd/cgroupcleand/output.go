@@ -67,6 +67,12 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		}
 		fmt.Fprintf(w, "orphans kept by reason: %s\n", strings.Join(sortedStrings(parts), " "))
 	}
+	if s.Inventory != nil && len(s.Inventory.Skipped) > 0 {
+		fmt.Fprintf(w, "left alone (not pod cgroups):\n")
+		for _, sk := range s.Inventory.Skipped {
+			fmt.Fprintf(w, "  %s: %s\n", sk.Path, sk.Why)
+		}
+	}
 	if n := len(decide.Removals(s.Plan)); n > 0 {
 		fmt.Fprintf(w, "clean would remove %d orphan cgroups\n", n)
 	}
