@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -161,6 +163,10 @@ func Parse(name, text string) (Config, error) {
 		if errors.As(err, &pe) {
 			return Config{}, &Errors{File: name, List: []FieldError{{Key: keyOrSyntax(pe.LastKey), Line: pe.Position.Line, Msg: pe.Message}}}
 		}
+		if m := decodeErr.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return Config{}, &Errors{File: name, List: []FieldError{{Key: m[2], Line: line, Msg: m[3]}}}
+		}
 		return Config{}, fmt.Errorf("config %s: %w", name, err)
 	}
 	lines := keyLines(text)
@@ -179,6 +185,10 @@ func Parse(name, text string) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// decodeErr matches the plain error BurntSushi/toml returns for a value of
+// the wrong type, to report it like every other bad key.
+var decodeErr = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)
 
 func keyOrSyntax(k string) string {
 	if k == "" {

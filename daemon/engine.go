@@ -1,0 +1,215 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
+	"github.com/sirupsen/logrus"
+)
+
+// Links holds the connections a pass needs, the CRI client and the
+// systemd D-Bus connection, open from one pass to the next. A connection
+// is made when a pass needs it and none is open for the same settings;
+// Drop* closes one after it failed, so the next pass dials afresh.
+type Links struct {
+	runtime    *cri.Client
+	runtimeKey string
+	units      *sdunit.Manager
+	unitsKey   string
+}
+
+// NewEngine is the one-shot form (scan, clean): an engine on fresh
+// connections, and the function that closes them.
+func NewEngine(ctx context.Context, cfg config.Config, log logrus.FieldLogger) (*engine.Engine, func()) {
+	l := &Links{}
+	return l.Engine(ctx, cfg, log, nil), l.Close
+}
+
+// Engine returns an engine for cfg on the kept connections. A connection
+// that cannot be made is recorded in the engine (RuntimeErr, UnitsErr),
+// not returned: the pass then keeps everything that needed it, with the
+// reason. stage, when set, is called before every CRI and systemd call
+// and every rmdir (the watchdog's proof of progress).
+func (l *Links) Engine(ctx context.Context, cfg config.Config, log logrus.FieldLogger, stage func(string)) *engine.Engine {
+	if stage == nil {
+		stage = func(string) {}
+	}
+	e := &engine.Engine{Config: cfg, Log: log}
+	if key := fmt.Sprint(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration); l.runtime == nil || l.runtimeKey != key {
+		l.DropRuntime()
+		client, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+		if err != nil {
+			e.RuntimeErr = err
+		} else {
+			l.runtime, l.runtimeKey = client, key
+		}
+	}
+	if l.runtime != nil {
+		e.Runtime = stagedRuntime{rt: l.runtime, stage: stage}
+	}
+	if !wantSystemd(e) {
+		l.DropUnits()
+		return e
+	}
+	if key := cfg.Clean.SystemdBus; l.units == nil || l.unitsKey != key {
+		l.DropUnits()
+		stage("systemd-connect")
+		// The connection lives until Close, not until ctx ends: a stop
+		// in flight at shutdown still needs it.
+		m, err := sdunit.Connect(context.WithoutCancel(ctx), cfg.Clean.SystemdBus)
+		if err != nil {
+			e.UnitsErr = fmt.Errorf("connect to systemd (%s bus): %w", cfg.Clean.SystemdBus, err)
+			return e
+		}
+		l.units, l.unitsKey = m, key
+	}
+	e.Units = stagedUnits{u: unitAdapter{m: l.units, timeout: cfg.Clean.UnitStopTimeout.Duration}, stage: stage}
+	e.BeforeRemove = func(h hierarchy.Hierarchy, dir string) { stage("rmdir " + h.Name) }
+	return e
+}
+
+// DropRuntime closes the CRI client.
+func (l *Links) DropRuntime() {
+	if l.runtime != nil {
+		_ = l.runtime.Close()
+	}
+	l.runtime, l.runtimeKey = nil, ""
+}
+
+// DropUnits closes the systemd connection.
+func (l *Links) DropUnits() {
+	if l.units != nil {
+		l.units.Close()
+	}
+	l.units, l.unitsKey = nil, ""
+}
+
+// Close closes every connection.
+func (l *Links) Close() {
+	l.DropRuntime()
+	l.DropUnits()
+}
+
+func wantSystemd(e *engine.Engine) bool {
+	switch e.Config.Clean.UseSystemd {
+	case "never":
+		return false
+	case "always":
+		return true
+	}
+	_, _, driver, err := e.Discover()
+	return err == nil && driver == names.Systemd
+}
+
+// unitAdapter lets the engine use the D-Bus client.
+type unitAdapter struct {
+	m       *sdunit.Manager
+	timeout time.Duration
+}
+
+func (a unitAdapter) Lookup(ctx context.Context, unit string) (bool, string, error) {
+	u, err := a.m.Lookup(ctx, unit)
+	if err != nil {
+		return false, "", err
+	}
+	// systemd loads any slice name without a unit file; only a unit with a
+	// cgroup is one that owns a directory.
+	return u.Loaded() && u.ControlGroup != "", u.ControlGroup, nil
+}
+
+func (a unitAdapter) Stop(ctx context.Context, unit string) (string, error) {
+	r, err := a.m.Stop(ctx, unit, a.timeout)
+	if err != nil {
+		return "", err
+	}
+	detail := "job " + r.Result
+	if len(r.ResetFailed) > 0 {
+		detail += fmt.Sprintf(", reset failed %v", r.ResetFailed)
+	}
+	return detail + ", took " + r.Duration.Round(time.Millisecond).String(), nil
+}
+
+// stagedRuntime and stagedUnits mark every call as a stage of its own.
+type stagedRuntime struct {
+	rt    live.Runtime
+	stage func(string)
+}
+
+func (s stagedRuntime) Snapshot(ctx context.Context) (live.Snapshot, error) {
+	s.stage("cri")
+	defer s.stage("after-cri")
+	return s.rt.Snapshot(ctx)
+}
+
+type stagedUnits struct {
+	u     engine.Units
+	stage func(string)
+}
+
+func (s stagedUnits) Lookup(ctx context.Context, unit string) (bool, string, error) {
+	s.stage("systemd-lookup " + unit)
+	defer s.stage("after-systemd")
+	return s.u.Lookup(ctx, unit)
+}
+
+func (s stagedUnits) Stop(ctx context.Context, unit string) (string, error) {
+	s.stage("systemd-stop " + unit)
+	defer s.stage("after-systemd")
+	return s.u.Stop(ctx, unit)
+}
+
+// enginePass is the real pass: scan with the sightings, log the plan,
+// apply, log the results and the summary.
+func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, sightings map[string]int, stage func(string)) PassResult {
+	log := d.Log.WithField(audit.Pass, n)
+	stage("connect")
+	e := d.links.Engine(ctx, cfg, d.Log, stage)
+	e.Now = d.Clock.Now
+	if d.BeforeRemove != nil {
+		if hook := d.BeforeRemove(); hook != nil {
+			mark := e.BeforeRemove
+			e.BeforeRemove = func(h hierarchy.Hierarchy, dir string) {
+				mark(h, dir)
+				hook(h, dir)
+			}
+		}
+	}
+	stage("scan")
+	s, err := e.Scan(ctx, sightings)
+	if err != nil {
+		return PassResult{Err: fmt.Errorf("scan: %w", err)}
+	}
+	if ctx.Err() != nil {
+		// Stopped while scanning: the plan saw a cancelled runtime call,
+		// not an unreachable runtime; nothing was changed.
+		log.Info("pass stopped during the scan: nothing removed")
+		return PassResult{Summary: "stopped during the scan", Err: ctx.Err()}
+	}
+	engine.LogPlan(d.Log, s, n, false)
+	stage("apply")
+	results := e.Apply(ctx, s, false)
+	stage("report")
+	engine.LogResults(d.Log, results, n, false)
+	engine.LogSummary(d.Log, s, results, n, false)
+	if s.Plan.RuntimeError != "" {
+		// A fresh client next pass: a stalled connection is not reused.
+		d.links.DropRuntime()
+	}
+	for _, r := range results {
+		if r.Reason == decide.SystemdUnreachable || (r.Outcome == engine.Failed && r.Item.Unit != "" && r.UnitStopped == "") {
+			d.links.DropUnits()
+			break
+		}
+	}
+	return PassResult{Summary: engine.SummaryLine(s, results), Sightings: decide.NextSightings(s.Plan, sightings)}
+}
