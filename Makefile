@@ -1,0 +1,90 @@
+# cgroupclean build, packages and rollout files.
+# Needs only Go: nfpm and Butane run as pinned `go tool`s from go.mod.
+
+SHELL := /bin/bash
+GO ?= go
+
+# Version stamped into the binary: the nearest tag, else 0.1.0 (an untagged
+# checkout's describe is a bare commit hash).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | grep -E '^v?[0-9]' || echo 0.1.0)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# The commit's date, not the clock: rebuilding a commit gives the same binary.
+BUILD_DATE ?= $(shell d=$$(git log -1 --format=%ct 2>/dev/null); \
+	date -u -d "@$${SOURCE_DATE_EPOCH:-$${d:-$$(date +%s)}}" +%Y-%m-%dT%H:%M:%SZ)
+# Package version: no leading v, and "1.2.0-3-gabc-dirty" (after a tag) as
+# "1.2.0+3.gabc.dirty", which sorts after 1.2.0 in dpkg and rpm alike.
+PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v//; s/-/+/; s/-/./g')
+PKG_MAINTAINER ?= The cgroupclean authors <cgroupclean@users.noreply.github.com>
+
+BIN := bin/cgroupcleand
+DIST := dist
+CONFIG_SRC ?= config.example.toml
+CATALOG_SRC ?= systemd/cgroupclean.catalog
+CGROUPCLEAND_BIN ?= $(BIN)
+MAN_GZ := $(DIST)/build/cgroupcleand.8.gz
+
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+NFPM := $(GO) tool github.com/goreleaser/nfpm/v2/cmd/nfpm
+BUTANE := $(GO) tool github.com/coreos/ignition/v2/butane/internal
+NFPM_ENV := PKG_VERSION='$(PKG_VERSION)' PKG_MAINTAINER='$(PKG_MAINTAINER)' \
+	CGROUPCLEAND_BIN='$(CGROUPCLEAND_BIN)' CONFIG_SRC='$(CONFIG_SRC)' \
+	CATALOG_SRC='$(CATALOG_SRC)' MAN_GZ='$(MAN_GZ)'
+
+.PHONY: all build test lint deb rpm packages package-test machineconfig \
+	machineconfig-check demo bench soak clean version
+
+all: build
+
+# Static (no cgo: the same binary runs on every glibc), PIE, stripped.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -buildmode=pie -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cgroupcleand
+
+version:
+	@echo 'version=$(VERSION) pkg_version=$(PKG_VERSION) commit=$(COMMIT) build_date=$(BUILD_DATE)'
+
+test:
+	$(GO) test ./...
+
+lint:
+	@out=$$(gofmt -l .) || exit 1; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+$(MAN_GZ): packaging/man/cgroupcleand.8
+	@mkdir -p $(dir $@)
+	gzip -9n -c $< > $@
+
+# CGROUPCLEAND_BIN=path skips the build (package-test uses it for a second
+# version of the same binary).
+deb rpm: $(MAN_GZ)
+	@if [ '$(CGROUPCLEAND_BIN)' = '$(BIN)' ]; then $(MAKE) --no-print-directory build; fi
+	@mkdir -p $(DIST)
+	$(NFPM_ENV) $(NFPM) package --config packaging/nfpm.yaml --packager $@ --target $(DIST)/
+
+packages: deb rpm
+
+package-test:
+	packaging/test-packages.sh
+
+# Regenerates the MachineConfigs and the ignition config from their Butane
+# sources, embedding systemd/cgroupcleand.service and config.example.toml.
+# The files-dir is the repo root, so the .bu files name those paths as they
+# are in the repository.
+BUTANE_SRC := $(wildcard packaging/okd/*.bu packaging/ignition/*.bu)
+machineconfig:
+	@for bu in $(BUTANE_SRC); do \
+		case "$$bu" in *.ign.bu) out=$${bu%.bu};; *) out=$${bu%.bu}.yaml;; esac; \
+		echo "butane $$bu -> $$out"; \
+		$(BUTANE) --strict --pretty --files-dir . "$$bu" > "$$out.tmp" && mv "$$out.tmp" "$$out" || { rm -f "$$out.tmp"; exit 1; }; \
+	done
+
+# Fails when a generated file differs from what its Butane source gives now.
+machineconfig-check: machineconfig
+	@git diff --exit-code -- packaging/okd packaging/ignition || \
+		{ echo "generated rollout files were stale: commit the regenerated ones"; exit 1; }
+
+demo bench soak:
+	@echo "$@: not yet"
+
+clean:
+	rm -rf bin $(DIST)
