@@ -30,7 +30,7 @@ NFPM_ENV := PKG_VERSION='$(PKG_VERSION)' PKG_MAINTAINER='$(PKG_MAINTAINER)' \
 	CGROUPCLEAND_BIN='$(CGROUPCLEAND_BIN)' CONFIG_SRC='$(CONFIG_SRC)' \
 	CATALOG_SRC='$(CATALOG_SRC)' MAN_GZ='$(MAN_GZ)'
 
-.PHONY: all build test lint deb rpm packages package-test machineconfig \
+.PHONY: all build test fuzz deps lint deb rpm packages package-test machineconfig \
 	machineconfig-check demo bench soak clean version
 
 all: build
@@ -42,8 +42,36 @@ build:
 version:
 	@echo 'version=$(VERSION) pkg_version=$(PKG_VERSION) commit=$(COMMIT) build_date=$(BUILD_DATE)'
 
+# The README's test command, and what CI runs: every Go test (integration
+# tests need root), a short run of every fuzz target, the package checks and
+# the benchmark smoke run.
 test:
-	$(GO) test ./...
+	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory package-test
+	$(MAKE) --no-print-directory bench-smoke
+
+# Every Fuzz* target in the tree, FUZZTIME each (seed corpora run in `go test` too).
+FUZZTIME ?= 5s
+fuzz:
+	@set -e; for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
+		d=./$$(dirname $$f); \
+		for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+			echo "fuzz $$d $$t ($(FUZZTIME))"; \
+			$(GO) test $$d -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) >/dev/null || { \
+				$(GO) test $$d -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); exit 1; }; \
+		done; \
+	done
+
+deps:
+	scripts/install-deps.sh
+
+# A throwaway containerd, live and orphaned pods under a cgroup root of its
+# own, and the real binary's scan, clean --dry-run, clean, scan (root).
+demo: build
+	@scripts/install-deps.sh
+	@set -o pipefail; CGROUPCLEAN_DEMO=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -run '^TestDemo$$' ./internal/demo/ \
+		| grep -v -E '^(=== RUN|--- PASS|PASS$$|ok )'
 
 lint:
 	@out=$$(gofmt -l .) || exit 1; \
@@ -83,7 +111,7 @@ machineconfig-check: machineconfig
 	@git diff --exit-code -- packaging/okd packaging/ignition || \
 		{ echo "generated rollout files were stale: commit the regenerated ones"; exit 1; }
 
-demo bench soak:
+soak:
 	@echo "$@: not yet"
 
 clean:
