@@ -31,7 +31,7 @@ NFPM_ENV := PKG_VERSION='$(PKG_VERSION)' PKG_MAINTAINER='$(PKG_MAINTAINER)' \
 	CATALOG_SRC='$(CATALOG_SRC)' MAN_GZ='$(MAN_GZ)'
 
 .PHONY: all build test fuzz deps lint deb rpm packages package-test machineconfig \
-	machineconfig-check demo bench soak clean version
+	machineconfig-check demo bench bench-smoke soak clean version
 
 all: build
 
@@ -110,6 +110,15 @@ machineconfig:
 machineconfig-check: machineconfig
 	@git diff --exit-code -- packaging/okd packaging/ignition || \
 		{ echo "generated rollout files were stale: commit the regenerated ones"; exit 1; }
+
+# Figures against baselines on real cgroupfs, written to bench/results.md
+# (root; about 13 minutes; BENCH_SIZES, BENCH_RUNS... see bench/README.md).
+bench:
+	bench/run.sh
+
+# One small run proving the harness works (CI); not a measurement.
+bench-smoke:
+	bench/run.sh --smoke
 
 soak:
 	@echo "$@: not yet"

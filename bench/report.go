@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Results is everything one `make bench` measured.
+type Results struct {
+	Date        time.Time
+	Kernel      string
+	CPUs        int
+	GoVersion   string
+	Hierarchies []string
+	LoadAvg     string // /proc/loadavg when the bench started
+	Note        string // BENCH_NOTE, e.g. "machine shared with other jobs"
+	Runs        int
+	ScanReps    int
+	Workers     int
+	Sizes       []SizeResult
+	Decide      GoBenchResult
+	Probe       GoBenchResult
+	Idle        *IdleResult
+}
+
+// SizeResult holds the figures at one tree size. Durations are seconds.
+type SizeResult struct {
+	Pods, Dirs int
+	Build      Series
+	// One entry per scan repetition (Runs x ScanReps), same order.
+	Find, Scan, ScanDefault Series
+	// One entry per run.
+	RSS, RSSPass                   Series // bytes; seconds of the child's pass
+	FindDel, CleanScan, CleanApply Series
+	FindDelDirs, CleanDirs         int
+}
+
+// GoBenchResult is a `go test -bench` run, or why there is none.
+type GoBenchResult struct {
+	Cmd     string
+	Lines   []GoBench
+	Missing string
+}
+
+// IdleResult is the daemon's cost per idle pass with live sandboxes.
+type IdleResult struct {
+	Sandboxes, Passes int
+	Containerd        string // containerd --version
+	// Per pass, one entry per child run: seconds.
+	CPU, User, Sys, Wall, ContainerdCPU Series
+	RSS                                 Series // bytes, peak of the child
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+// Write renders results.md.
+func (r *Results) Write(w io.Writer) error {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# cgroupclean benchmarks\n\n")
+	p("Written by `make bench` (`bench/run.sh`, harness `bench/bench_test.go`). Do not edit by hand.\n\n")
+	p("- Date: %s\n", r.Date.UTC().Format(time.RFC3339))
+	p("- Machine: kernel %s, %d CPUs, %s; load average at start: %s\n", r.Kernel, r.CPUs, r.GoVersion, r.LoadAvg)
+	if r.Note != "" {
+		p("- Note: %s\n", r.Note)
+	}
+	p("- Hierarchies (%d, every tree is built in each): %s\n", len(r.Hierarchies), strings.Join(r.Hierarchies, ", "))
+	p("- Runs: %d per size (each run builds fresh trees); %d scan repetitions per tree. Every figure is the median (min–max) of its runs; ratios are computed run by run (engine/baseline of the same run, same tree), then summarised.\n", r.Runs, r.ScanReps)
+	p("- Trees: under the bench's own cgroup root (`/cgclean-test-bench-<random>` in every hierarchy, removed afterwards), cgroupfs driver layout `kubepods/{pod<uid>,burstable/pod<uid>,besteffort/pod<uid>}` (a third each), each pod dir holding two 64-hex container cgroups (sandbox + container, as containerd makes them). Built with %d goroutines.\n", r.Workers)
+	p("- CRI: scans and removals use a **recorded CRI answer of the same size** (a `live.Runtime` returning a fixed snapshot: the sandbox and container of every second pod, so half the pods are live and half orphaned; for removal, an empty answer so every pod is an orphan). The idle pass uses a **real containerd**.\n\n")
+
+	p("## Scan pass (discovery + inventory + live set + decision)\n\n")
+	p("Engine: `engine.Scan` in-process, hierarchies discovered from mountinfo every pass. Baseline: `find <root>/kubepods (every hierarchy) -type d > /dev/null` (one process walking exactly the same directories, reading each once: the floor). Target: within 2x of the baseline.\n\n")
+	p("- *min_age 0*: every orphan is past min_age, so the decision counts the processes of each of them in every hierarchy (the work of a real `clean` pass: the worst case).\n")
+	p("- *default config*: min_age 10m, so the fresh orphans stop at that gate and no process is counted.\n\n")
+	p("| pods | dirs | find (baseline) | scan, min_age 0 | ratio | target ≤2x | scan, default config | ratio | target ≤2x |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, s := range r.Sizes {
+		r1, r2 := Ratios(s.Scan, s.Find).Stats(), Ratios(s.ScanDefault, s.Find).Stats()
+		p("| %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Pods, s.Dirs, s.Find.Stats().Format(Ms), s.Scan.Stats().Format(Ms), r1.Format(X), verdict(r1.Median <= 2),
+			s.ScanDefault.Stats().Format(Ms), r2.Format(X), verdict(r2.Median <= 2))
+	}
+	p("\n## Removal of every pod as an orphan (cgroupfs driver)\n\n")
+	p("Engine: one `clean` pass in-process, `engine.Scan` then `engine.Apply` (final re-checks, process count and leaf-first rmdir in every hierarchy, per pod), recorded CRI answer empty, min_age 0, no removal limits. Baseline: `find <root>/kubepods (every hierarchy) -depth -mindepth 1 -type d -delete` on a tree of the same size (it also deletes the 2 QoS dirs per hierarchy, which the engine keeps). Rates are each side's own directories removed per second. Target: engine rate at least 0.8x the baseline's.\n\n")
+	p("| pods | find -delete | rate | engine clean pass (scan + apply) | of which apply | rate | rate ratio | target ≥0.8x |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range r.Sizes {
+		clean := sum(s.CleanScan, s.CleanApply)
+		fr, er := rates(s.FindDelDirs, s.FindDel), rates(s.CleanDirs, clean)
+		rr := Ratios(er, fr).Stats()
+		p("| %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Pods, s.FindDel.Stats().Format(Ms), fr.Stats().Format(Rate), clean.Stats().Format(Ms), s.CleanApply.Stats().Format(Ms), er.Stats().Format(Rate), rr.Format(X), verdict(rr.Median >= 0.8))
+	}
+	p("\n## Decision step alone at 100,000 pods\n\n")
+	writeGoBench(p, r.Decide, "BenchmarkDecide100k (cgroupclean/decide): 100,000 pods with two containers each, half live, no file or socket touched.")
+	p("\n## Peak RSS of one pass\n\n")
+	p("One `engine.Scan` (min_age 0, recorded CRI answer) in a separate process, `bench/cmd/benchpass` (a small program that links the engine, the CRI client and logrus as the daemon does), against the tree of each size; peak RSS is the child's own VmHWM (/proc/self/status) after the pass. (Not ru_maxrss from wait4: Go starts children with vfork, and exec then records the parent's high-water mark as the child's maxrss, which here is the harness's.) Target: under 30 MiB at 10,000 pods.\n\n")
+	p("| pods | peak RSS | target <30 MiB | the child's pass took |\n|---|---|---|---|\n")
+	for _, s := range r.Sizes {
+		st := s.RSS.Stats()
+		p("| %d | %s | %s | %s |\n", s.Pods, st.Format(MiB), verdict(st.Median < 30<<20), s.RSSPass.Stats().Format(Ms))
+	}
+	p("\n## Daemon CPU per idle pass\n\n")
+	if i := r.Idle; i != nil {
+		p("A real containerd (%s) with %d live sandboxes, each in its pod cgroup under the bench root (kubelet pod dirs present). A child process (`bench/cmd/benchpass`) dials CRI once, runs one warm-up pass, then %d passes of the daemon's work (`Scan` with the previous pass's sightings, `Apply`, `LogPlan`, `LogResults`, `LogSummary` to a JSON logger writing to /dev/null) with default config; CPU is getrusage(RUSAGE_SELF) user+sys of the child across those passes, divided by the count. containerd's own CPU (from /proc/<pid>/stat over the child's whole life, divided by passes+1) is shown apart: it is the runtime's cost, not the daemon's. Target: well under 10 ms of CPU per idle pass.\n\n", i.Containerd, i.Sandboxes, i.Passes)
+		p("| sandboxes | daemon CPU per pass | user | sys | wall per pass | target ≪10 ms | containerd CPU per pass | child peak RSS |\n|---|---|---|---|---|---|---|---|\n")
+		cpu := i.CPU.Stats()
+		p("| %d | %s | %s | %s | %s | %s | %s | %s |\n", i.Sandboxes, cpu.Format(Ms), i.User.Stats().Format(Ms), i.Sys.Stats().Format(Ms), i.Wall.Stats().Format(Ms), verdict(cpu.Median < 0.010), i.ContainerdCPU.Stats().Format(Ms), i.RSS.Stats().Format(MiB))
+	} else {
+		p("not measured\n")
+	}
+	p("\n## memcg probe cost per pass\n\n")
+	writeGoBench(p, r.Probe, "BenchmarkProbe (cgroupclean/memcg): one probe pass on this machine's real memory hierarchy (dying-memcg count, timed memory.stat reads, meminfo, PSI).")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeGoBench(p func(string, ...any), g GoBenchResult, what string) {
+	if g.Missing != "" {
+		p("not measured: %s\n", g.Missing)
+		return
+	}
+	p("%s Command: `%s`.\n\n", what, g.Cmd)
+	p("| metric | median (min–max) over %d runs |\n|---|---|\n", len(g.Lines))
+	units := []string{}
+	seen := map[string]bool{}
+	for _, l := range g.Lines {
+		for _, u := range []string{"ns/op", "B/op", "allocs/op"} {
+			if _, ok := l.Metrics[u]; ok && !seen[u] {
+				seen[u] = true
+				units = append(units, u)
+			}
+		}
+	}
+	var extra []string
+	for _, l := range g.Lines {
+		for u := range l.Metrics {
+			if !seen[u] {
+				seen[u] = true
+				extra = append(extra, u)
+			}
+		}
+	}
+	sort.Strings(extra)
+	units = append(units, extra...)
+	for _, u := range units {
+		f := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+		if u == "ns/op" {
+			f = func(v float64) string { return Ms(v/1e9) + "/op" }
+		}
+		p("| %s | %s |\n", u, Metric(g.Lines, u).Stats().Format(f))
+	}
+}
+
+func sum(a, b Series) Series {
+	out := make(Series, min(len(a), len(b)))
+	for i := range out {
+		out[i] = a[i] + b[i]
+	}
+	return out
+}
+
+func rates(dirs int, secs Series) Series {
+	out := make(Series, 0, len(secs))
+	for _, s := range secs {
+		if s > 0 {
+			out = append(out, float64(dirs)/s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+// Package cgfs reads cgroupfs directories cheaply. Every cgroup directory
+// lists dozens of control files; only its subdirectories are cgroups.
+// getdents(2) gives each entry's type (d_type), so SubDirs allocates the
+// names of subdirectories only, where os.ReadDir would allocate an entry
+// for every control file of every directory walked.
+package cgfs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Entries is what SubDirs found in one directory.
+type Entries struct {
+	Dirs []string
+	// Links are symlinks: cgroupfs has none, so one is foreign. They are
+	// reported, never followed.
+	Links []string
+}
+
+// SubDirs lists the subdirectories (and symlinks) of dir.
+func SubDirs(dir string) (Entries, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return Entries{}, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	var out Entries
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return Entries{}, &fs.PathError{Op: "getdents", Path: dir, Err: err}
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		if err := parse(buf[:n], &out); err != nil {
+			return Entries{}, fmt.Errorf("read %s: %w", dir, err)
+		}
+	}
+}
+
+// linux_dirent64: ino u64, off i64, reclen u16, type u8, name NUL-terminated.
+const (
+	offReclen = 16
+	offType   = 18
+	offName   = 19
+)
+
+func parse(b []byte, out *Entries) error {
+	for len(b) > 0 {
+		if len(b) < offName {
+			return fmt.Errorf("short dirent record (%d bytes)", len(b))
+		}
+		reclen := int(*(*uint16)(unsafe.Pointer(&b[offReclen])))
+		if reclen < offName || reclen > len(b) {
+			return fmt.Errorf("bad dirent record length %d", reclen)
+		}
+		typ := b[offType]
+		if typ == unix.DT_DIR || typ == unix.DT_LNK {
+			name := b[offName:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if s := string(name); s != "." && s != ".." {
+				if typ == unix.DT_DIR {
+					out.Dirs = append(out.Dirs, s)
+				} else {
+					out.Links = append(out.Links, s)
+				}
+			}
+		}
+		b = b[reclen:]
+	}
+	return nil
+}
+
+// Tree is a cgroup directory and every directory below it, deepest
+// first (the order rmdir needs), with the processes found in them.
+type Tree struct {
+	Dirs []string
+	Pids []int
+}
+
+// ReadTree walks dir's subtree once: it lists the directories and, when
+// procs is true, reads each one's cgroup.procs. A symlink anywhere in the
+// tree is an error: it is not a cgroup, so the tree is not one to remove.
+func ReadTree(dir string, procs bool) (Tree, error) {
+	var t Tree
+	if err := walk(dir, procs, &t); err != nil {
+		return Tree{}, err
+	}
+	return t, nil
+}
+
+func walk(dir string, procs bool, t *Tree) error {
+	e, err := SubDirs(dir)
+	if err != nil {
+		return err
+	}
+	if len(e.Links) > 0 {
+		return fmt.Errorf("%s holds a symlink (%s): not a cgroup tree", dir, e.Links[0])
+	}
+	for _, c := range e.Dirs {
+		if err := walk(filepath.Join(dir, c), procs, t); err != nil {
+			return err
+		}
+	}
+	if procs {
+		pids, err := ReadPids(dir)
+		if err != nil {
+			return err
+		}
+		t.Pids = append(t.Pids, pids...)
+	}
+	t.Dirs = append(t.Dirs, dir)
+	return nil
+}
+
+// ReadPids reads dir/cgroup.procs (cgroup.threads for a threaded v2
+// cgroup, whose cgroup.procs read fails with ENOTSUP).
+func ReadPids(dir string) ([]int, error) {
+	data, err := os.ReadFile(dir + "/cgroup.procs")
+	if errors.Is(err, unix.ENOTSUP) {
+		data, err = os.ReadFile(dir + "/cgroup.threads")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(line) == 0 {
+			continue
+		}
+		pid, err := strconv.Atoi(string(line))
+		if err != nil {
+			return nil, fmt.Errorf("parse %s/cgroup.procs: %q", dir, line)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}

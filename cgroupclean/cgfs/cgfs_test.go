@@ -1,0 +1,122 @@
+package cgfs
+
+import (
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/cgroupclean/cgroupclean/internal/testbed"
+)
+
+func TestSubDirsOnPlainFS(t *testing.T) {
+	d := t.TempDir()
+	for _, sub := range []string{"a", "b", "c/d"} {
+		if err := os.MkdirAll(filepath.Join(d, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(d, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(d, "link")); err != nil {
+		t.Fatal(err)
+	}
+	e, err := SubDirs(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(e.Dirs)
+	if strings.Join(e.Dirs, ",") != "a,b,c" || strings.Join(e.Links, ",") != "link" {
+		t.Fatalf("got %+v", e)
+	}
+	if _, err := SubDirs(filepath.Join(d, "link")); err == nil {
+		t.Fatal("SubDirs followed a symlink")
+	}
+	if _, err := ReadTree(d, false); err == nil {
+		t.Fatal("a tree holding a symlink must be refused")
+	}
+}
+
+// On real cgroupfs: the same subdirectories as os.ReadDir, the tree deepest
+// first, and the processes of every level.
+func TestReadTreeOnCgroupfs(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "cgfs")
+	for _, p := range []string{"pod/a/x", "pod/b"} {
+		if err := r.Mkdir(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := r.AddProc("pod/a/x", cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range r.Hierarchies {
+		top := h.Path(r.Rel("pod"))
+		e, err := SubDirs(top)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(e.Dirs)
+		var want []string
+		ents, _ := os.ReadDir(top)
+		for _, x := range ents {
+			if x.IsDir() {
+				want = append(want, x.Name())
+			}
+		}
+		if strings.Join(e.Dirs, ",") != strings.Join(want, ",") {
+			t.Fatalf("%s: SubDirs %v, ReadDir %v", h.Name, e.Dirs, want)
+		}
+		tree, err := ReadTree(top, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tree.Dirs) != 4 || tree.Dirs[len(tree.Dirs)-1] != top || tree.Dirs[0] != top+"/a/x" && tree.Dirs[0] != top+"/b" {
+			t.Fatalf("%s: order %v", h.Name, tree.Dirs)
+		}
+		for i, d := range tree.Dirs {
+			for _, parent := range tree.Dirs[:i] {
+				if strings.HasPrefix(parent, d+"/") == false && strings.HasPrefix(d, parent+"/") {
+					t.Fatalf("%s: %s listed after its child %s", h.Name, d, parent)
+				}
+			}
+		}
+		if len(tree.Pids) != 1 || tree.Pids[0] != cmd.Process.Pid {
+			t.Fatalf("%s: pids %v", h.Name, tree.Pids)
+		}
+	}
+}
+
+func dirent(name string, typ byte) []byte {
+	reclen := (offName + len(name) + 1 + 7) &^ 7
+	b := make([]byte, reclen)
+	binary.LittleEndian.PutUint16(b[offReclen:], uint16(reclen))
+	b[offType] = typ
+	copy(b[offName:], name)
+	return b
+}
+
+func FuzzParseDirents(f *testing.F) {
+	f.Add(append(dirent("kubepods", 4), dirent("cgroup.procs", 8)...))
+	f.Add(dirent("..", 4))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var e Entries
+		if err := parse(b, &e); err != nil {
+			return
+		}
+		for _, n := range append(e.Dirs, e.Links...) {
+			if n == "." || n == ".." || strings.ContainsRune(n, 0) {
+				t.Fatalf("bad name %q", n)
+			}
+		}
+	})
+}
