@@ -14,51 +14,74 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
-	"github.com/opencontainers/cgroups"
 )
 
-// Pids returns the distinct PIDs inside path's subtree in every hierarchy.
-// A hierarchy without the directory contributes nothing; any other read
-// error is returned, since an unreadable cgroup must be kept.
-func Pids(hs []hierarchy.Hierarchy, path string) ([]int, error) {
+// Trees is a cgroup's subtree in every hierarchy that has it, read in one
+// walk each: the directories (deepest first) and the processes in them.
+type Trees struct {
+	ByHierarchy []HierarchyTree
+	Pids        []int // distinct
+}
+
+// HierarchyTree is the subtree in one hierarchy; Dirs is nil when the
+// hierarchy does not have the cgroup.
+type HierarchyTree struct {
+	Hierarchy hierarchy.Hierarchy
+	Dirs      []string
+}
+
+// ReadTrees walks path in every hierarchy once. A v2 tree whose
+// cgroup.events says it is not populated has no process, so its
+// cgroup.procs files are not read. Any read error is returned: a cgroup
+// that cannot be read must be kept.
+func ReadTrees(hs []hierarchy.Hierarchy, path string) (Trees, error) {
+	var out Trees
 	seen := map[int]bool{}
-	var out []int
 	for _, h := range hs {
 		dir := h.Path(path)
+		procs := true
 		if h.Version == 2 {
 			populated, err := v2Populated(dir)
 			if errors.Is(err, fs.ErrNotExist) {
+				out.ByHierarchy = append(out.ByHierarchy, HierarchyTree{Hierarchy: h})
 				continue
 			}
 			if err != nil {
-				return nil, err
+				return Trees{}, err
 			}
-			if !populated {
+			procs = populated
+		}
+		t, err := cgfs.ReadTree(dir, procs)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Lstat(dir); errors.Is(serr, fs.ErrNotExist) {
+				out.ByHierarchy = append(out.ByHierarchy, HierarchyTree{Hierarchy: h})
 				continue
 			}
-		} else if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-			continue
 		}
-		pids, err := cgroups.GetAllPids(dir)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return nil, fmt.Errorf("count processes in %s: %w", dir, err)
+			return Trees{}, fmt.Errorf("read cgroup tree %s: %w", dir, err)
 		}
-		for _, p := range pids {
+		out.ByHierarchy = append(out.ByHierarchy, HierarchyTree{Hierarchy: h, Dirs: t.Dirs})
+		for _, p := range t.Pids {
 			if !seen[p] {
 				seen[p] = true
-				out = append(out, p)
+				out.Pids = append(out.Pids, p)
 			}
 		}
 	}
 	return out, nil
 }
 
+// Pids returns the distinct PIDs inside path's subtree in every hierarchy.
+func Pids(hs []hierarchy.Hierarchy, path string) ([]int, error) {
+	t, err := ReadTrees(hs, path)
+	return t.Pids, err
+}
+
 // v2Populated reads "populated" from cgroup.events: 1 when any process is
-// in the subtree. It saves walking every child of an empty cgroup.
+// in the subtree. It saves reading every child of an empty cgroup.
 func v2Populated(dir string) (bool, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
 	if err != nil {

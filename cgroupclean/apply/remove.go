@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"golang.org/x/sys/unix"
 )
@@ -29,73 +27,57 @@ type HierarchyResult struct {
 // it does not linger as a dying memcg). Its error is logged, not fatal.
 type BeforeRemove func(h hierarchy.Hierarchy, dir string)
 
-// RemoveTree removes path in every hierarchy: its subdirectories first,
-// deepest first, each with a single non-recursive rmdir. It never unlinks a
-// file and never follows a symlink. It goes on with the other hierarchies
-// after a failure, so a cgroup leaked in one hierarchy does not block the
-// others, and reports every outcome.
+// RemoveTree reads path's subtree in every hierarchy and removes it
+// (see Remove). It does not look at processes: the kernel refuses the
+// rmdir of a cgroup with tasks.
 func RemoveTree(hs []hierarchy.Hierarchy, path string, before BeforeRemove) ([]HierarchyResult, error) {
-	var results []HierarchyResult
+	var t Trees
 	var errs []error
 	for _, h := range hs {
-		dir := h.Path(path)
-		res := HierarchyResult{Hierarchy: h.Name}
-		dirs, err := subtree(dir)
+		tree, err := cgfs.ReadTree(h.Path(path), false)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			res.Absent = true
+			t.ByHierarchy = append(t.ByHierarchy, HierarchyTree{Hierarchy: h})
 		case err != nil:
-			res.Err = err
+			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
 		default:
-			if before != nil {
-				before(h, dir)
+			t.ByHierarchy = append(t.ByHierarchy, HierarchyTree{Hierarchy: h, Dirs: tree.Dirs})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return Remove(t, before)
+}
+
+// Remove removes trees read by ReadTrees: in every hierarchy, the
+// directories deepest first, each with a single non-recursive rmdir. It
+// never unlinks a file and never follows a symlink (ReadTrees refuses a
+// tree holding one). It goes on with the other hierarchies after a
+// failure, so a cgroup leaked in one hierarchy does not block the others,
+// and reports every outcome. A directory created since the trees were read
+// makes its parent's rmdir fail with EBUSY: kept and reported.
+func Remove(t Trees, before BeforeRemove) ([]HierarchyResult, error) {
+	var results []HierarchyResult
+	var errs []error
+	for _, ht := range t.ByHierarchy {
+		res := HierarchyResult{Hierarchy: ht.Hierarchy.Name, Absent: len(ht.Dirs) == 0}
+		if len(ht.Dirs) > 0 && before != nil {
+			before(ht.Hierarchy, ht.Dirs[len(ht.Dirs)-1])
+		}
+		for _, d := range ht.Dirs {
+			if err := rmdir(d); err != nil {
+				res.Err = err
+				break
 			}
-			for _, d := range dirs {
-				if err := rmdir(d); err != nil {
-					res.Err = err
-					break
-				}
-				res.Removed++
-			}
+			res.Removed++
 		}
 		if res.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", h.Name, res.Err))
+			errs = append(errs, fmt.Errorf("%s: %w", ht.Hierarchy.Name, res.Err))
 		}
 		results = append(results, res)
 	}
 	return results, errors.Join(errs...)
-}
-
-// subtree lists dir and every directory below it, deepest first. A symlink
-// is not a cgroup: it is neither followed nor removed, and since rmdir of
-// its parent then fails, the tree is kept.
-func subtree(dir string) ([]string, error) {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory (%s)", dir, fi.Mode().Type())
-	}
-	var dirs []string
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	// Longer paths are deeper: children before their parent.
-	sort.SliceStable(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-	return dirs, nil
 }
 
 func rmdir(dir string) error {

@@ -151,14 +151,14 @@ func Decide(in Input, pol Policy) Plan {
 }
 
 func decidePod(in Input, pol Policy, p *inventory.Pod, liveUIDs, liveIDs map[string]bool) Item {
-	it := Item{Kind: PodKind, PodUID: p.UID, QoS: p.QoS, Path: p.Path, Hierarchies: p.In, Age: in.Now.Sub(p.Changed), Action: Keep}
+	it := Item{Kind: PodKind, PodUID: p.UID, QoS: p.QoS, Path: p.Path, Hierarchies: p.In, Age: age(in.Now, p.Changed), Action: Keep}
 	if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(p.Base()) {
 		it.Unit = p.Base()
 	}
 	podLive := liveUIDs[p.UID]
 	anyListed := false
 	for _, c := range p.Containers {
-		ci := Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: in.Now.Sub(c.Changed), Action: Keep}
+		ci := Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed), Action: Keep}
 		if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(c.Base()) {
 			ci.Unit = c.Base()
 		}
@@ -194,6 +194,15 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, liveUIDs, liveIDs map[str
 		}
 	}
 	return it
+}
+
+// age is how long ago a cgroup last changed. An unknown time (zero: not
+// read) counts as "just now", so the min_age gate keeps it.
+func age(now, changed time.Time) time.Duration {
+	if changed.IsZero() {
+		return 0
+	}
+	return now.Sub(changed)
 }
 
 func containerGate(pol Policy) Reason {

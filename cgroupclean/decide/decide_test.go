@@ -356,3 +356,14 @@ func BenchmarkDecide100k(b *testing.B) {
 		}
 	}
 }
+
+// A cgroup whose time was not read is never old enough to remove.
+func TestUnknownAgeIsYoung(t *testing.T) {
+	p := pod(names.Cgroupfs, names.Burstable, 1, time.Hour)
+	p.Changed = time.Time{}
+	inv := &inventory.Inventory{Driver: names.Cgroupfs, Pods: []*inventory.Pod{p}}
+	plan := Decide(Input{Inventory: inv, KubeletPods: map[string]bool{}, Procs: noProcs(inv), Now: now, Snapshot: live.Snapshot{Sandboxes: []live.Sandbox{sandbox(9)}}}, policy)
+	if it := plan.Items[0]; it.Removes() || it.Reason != TooYoung {
+		t.Fatalf("got %s/%s", it.Action, it.Reason)
+	}
+}

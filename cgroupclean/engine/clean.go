@@ -98,11 +98,13 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 			return refuse(decide.KubeletTracksNow, filepath.Join(e.Config.Cgroup.KubeletRoot, "pods", it.PodUID)+" exists")
 		}
 	}
-	pids, err := apply.Pids(s.Hierarchies, it.Path)
+	// One walk per hierarchy gives both the processes and the directories
+	// to remove.
+	trees, err := apply.ReadTrees(s.Hierarchies, it.Path)
 	if err != nil {
 		return refuse(decide.ProcessCheckFailed, err.Error())
 	}
-	if len(pids) > 0 {
+	if pids := trees.Pids; len(pids) > 0 {
 		if it.Action != decide.KillRemove {
 			return refuse(decide.ProcessesAppeared, fmt.Sprintf("%d processes: %v", len(pids), pids))
 		}
@@ -112,6 +114,9 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 		r.Killed = kr.Pids
 		if err != nil {
 			return fail(decide.KillFailed, err)
+		}
+		if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
+			return fail(decide.RemoveFailed, err)
 		}
 	}
 
@@ -138,9 +143,13 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 				return fail(decide.RemoveFailed, fmt.Errorf("stop unit %s: %w", it.Unit, err))
 			}
 			r.UnitStopped = it.Unit + " (" + detail + ")"
+			// systemd removed the unit's own directories.
+			if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
+				return fail(decide.RemoveFailed, err)
+			}
 		}
 	}
-	per, err := apply.RemoveTree(s.Hierarchies, it.Path, e.BeforeRemove)
+	per, err := apply.Remove(trees, e.BeforeRemove)
 	r.PerHier = per
 	for _, h := range per {
 		r.Dirs += h.Removed

@@ -136,7 +136,7 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	if rtErr == nil && snap.CgroupDriver != "" && e.Config.Cgroup.Driver == "auto" && snap.CgroupDriver != string(driver) {
 		e.log().WithField("runtime_driver", snap.CgroupDriver).Warnf("the runtime reports cgroup driver %s but the pod root %s is named for %s; using %s names", snap.CgroupDriver, podRoot, driver, driver)
 	}
-	inv, err := inventory.Read(hs, podRoot, driver)
+	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Live: liveFilter(snap, rtErr)})
 	if errors.Is(err, inventory.ErrNoPodRoot) {
 		s.NoPodRoot = true
 		s.Plan = decide.Decide(decide.Input{Now: e.now()}, Policy(e.Config))
@@ -177,4 +177,27 @@ func (e *Engine) snapshot(ctx context.Context) (live.Snapshot, error) {
 		return live.Snapshot{}, fmt.Errorf("ask runtime %s: %w", e.Config.Runtime.Endpoint, err)
 	}
 	return snap, nil
+}
+
+// liveFilter tells the inventory which cgroups the runtime lists, so it
+// skips reading their times. Without an answer from the runtime it is nil:
+// every time is read.
+func liveFilter(snap live.Snapshot, rtErr error) func(podUID, containerID string) bool {
+	if rtErr != nil {
+		return nil
+	}
+	uids := make(map[string]bool, len(snap.Sandboxes))
+	ids := make(map[string]bool, len(snap.Sandboxes)+len(snap.Containers))
+	for _, s := range snap.Sandboxes {
+		uids[s.PodUID], ids[s.ID] = true, true
+	}
+	for _, c := range snap.Containers {
+		ids[c.ID] = true
+	}
+	return func(podUID, containerID string) bool {
+		if containerID != "" {
+			return ids[containerID]
+		}
+		return uids[podUID]
+	}
 }

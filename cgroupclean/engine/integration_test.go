@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
@@ -418,4 +419,47 @@ func TestBadNamesLeftAlone(t *testing.T) {
 			t.Errorf("%s was touched", b)
 		}
 	}
+}
+
+// TestKillOrphanProcessesOptIn: with kill_orphan_processes the orphan's
+// process is killed (by the PID found in the orphan's own cgroup) and the
+// orphan removed; a live pod's container process is untouched.
+func TestKillOrphanProcessesOptIn(t *testing.T) {
+	n := newNode(t)
+	liveUID, _, _ := n.runPod(t, "burstable", true)
+	orphan := testbed.RandomUID()
+	must(t, n.root.Mkdir(n.podPath("besteffort", orphan)+"/"+hexID(30)))
+	proc := testbed.StartProcess(t, "sleep", "300")
+	must(t, n.root.AddProc(n.podPath("besteffort", orphan)+"/"+hexID(30), proc.PID))
+	liveBefore := n.dirs(t, n.podPath("burstable", liveUID))
+
+	// Off (the default): kept, reported.
+	s, err := n.engine(t).Scan(context.Background(), nil)
+	must(t, err)
+	if it, _ := itemByPath(s, n.root.Rel(n.podPath("besteffort", orphan))); it.Reason != decide.HasProcesses || it.Processes != 1 {
+		t.Fatalf("without the opt-in: %s/%s procs %d", it.Action, it.Reason, it.Processes)
+	}
+
+	n.cfg.Clean.KillOrphanProcesses = true
+	e := n.engine(t)
+	s, err = e.Scan(context.Background(), nil)
+	must(t, err)
+	results := e.Apply(context.Background(), s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Removed || len(results[0].Killed) != 1 || results[0].Killed[0] != proc.PID {
+		t.Fatalf("results %+v", results)
+	}
+	if !proc.Wait(5*time.Second) || n.root.Exists(n.podPath("besteffort", orphan)) != 0 {
+		t.Fatal("orphan process not killed or orphan not removed")
+	}
+	if after := n.dirs(t, n.podPath("burstable", liveUID)); strings.Join(after, ",") != strings.Join(liveBefore, ",") {
+		t.Fatal("live pod lost cgroup dirs")
+	}
+	if pids, err := readPidsOf(n, n.podPath("burstable", liveUID)); err != nil || len(pids) < 2 {
+		t.Fatalf("live pod's processes: %v %v", pids, err)
+	}
+}
+
+func readPidsOf(n *node, rel string) ([]int, error) {
+	t, err := apply.ReadTrees(n.root.Hierarchies, n.root.Rel(rel))
+	return t.Pids, err
 }

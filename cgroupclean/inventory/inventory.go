@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
 )
@@ -27,6 +28,8 @@ type Inventory struct {
 	// Skipped are entries under the pod root that are not cgroups we know
 	// (left alone); reported so an operator sees them.
 	Skipped []Skipped
+
+	opts Options
 }
 
 // Skipped is an entry the inventory leaves alone, and why.
@@ -102,7 +105,21 @@ func DetectPodRoot(hs []hierarchy.Hierarchy) (string, error) {
 // directory that cannot be read is an error, because a partial inventory
 // could make a cgroup look like it exists in fewer places than it does.
 func Read(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver) (*Inventory, error) {
-	inv := &Inventory{Driver: driver, PodRoot: filepath.Clean("/" + podRoot), Hierarchies: hs}
+	return ReadWith(hs, podRoot, driver, Options{})
+}
+
+// Options tune Read.
+type Options struct {
+	// Live, when set, names the pods (by UID) and containers (by ID) the
+	// runtime lists: their directories' times are not read (a pass on an
+	// idle node then stats nothing), and their Changed stays zero, which
+	// the decision treats as "just changed".
+	Live func(podUID, containerID string) bool
+}
+
+// ReadWith is Read with options.
+func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opts Options) (*Inventory, error) {
+	inv := &Inventory{Driver: driver, PodRoot: filepath.Clean("/" + podRoot), Hierarchies: hs, opts: opts}
 	pods := map[string]*Pod{}
 	found := false
 	for _, h := range hs {
@@ -165,12 +182,16 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 		}
 		return nil
 	}
-	changed, err := changedAt(h.Path(rel))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // removed while we looked
-	}
-	if err != nil {
-		return err
+	var changed time.Time
+	if inv.opts.Live == nil || !inv.opts.Live(uid, "") {
+		var err error
+		changed, err = changedAt(h.Path(rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while we looked
+		}
+		if err != nil {
+			return err
+		}
 	}
 	p := pods[rel]
 	if p == nil {
@@ -197,12 +218,15 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 			}
 			continue
 		}
-		cchanged, err := changedAt(h.Path(crel))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
+		var cchanged time.Time
+		if inv.opts.Live == nil || !inv.opts.Live("", id) {
+			cchanged, err = changedAt(h.Path(crel))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
 		}
 		ct := p.container(crel, id, kind)
 		ct.In = append(ct.In, h.Name)
@@ -237,25 +261,14 @@ func (inv *Inventory) skip(rel, why string) {
 // directories here: cgroupfs has none, so one is foreign; it is reported
 // through links and never followed.
 func readDirs(dir string, links ...*[]string) ([]string, error) {
-	f, err := os.Open(dir)
+	e, err := cgfs.SubDirs(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	entries, err := f.ReadDir(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", dir, err)
+	if len(links) > 0 {
+		*links[0] = append(*links[0], e.Links...)
 	}
-	var out []string
-	for _, e := range entries {
-		switch {
-		case e.Type().IsDir():
-			out = append(out, e.Name())
-		case e.Type()&fs.ModeSymlink != 0 && len(links) > 0:
-			*links[0] = append(*links[0], e.Name())
-		}
-	}
-	return out, nil
+	return e.Dirs, nil
 }
 
 func changedAt(dir string) (time.Time, error) {
