@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -79,6 +80,7 @@ type Daemon struct {
 
 	cfg      config.Config
 	links    *Links
+	dirCache *inventory.DirCache
 	progress progress
 	// note is appended to STATUS= until the next good reload.
 	note string

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
@@ -175,6 +176,10 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 	stage("connect")
 	e := d.links.Engine(ctx, cfg, d.Log, stage)
 	e.Now = d.Clock.Now
+	if d.dirCache == nil {
+		d.dirCache = &inventory.DirCache{}
+	}
+	e.DirCache = d.dirCache
 	if d.BeforeRemove != nil {
 		if hook := d.BeforeRemove(); hook != nil {
 			mark := e.BeforeRemove

@@ -18,6 +18,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -141,7 +142,8 @@ func idle(ctx context.Context, spec Spec) (Report, error) {
 	log.SetOutput(io.Discard)
 	log.SetFormatter(&logrus.JSONFormatter{})
 	log.SetLevel(logrus.InfoLevel)
-	e := &engine.Engine{Config: spec.Config, Runtime: c, Log: log}
+	// The daemon keeps a DirCache from pass to pass; so does this idle loop.
+	e := &engine.Engine{Config: spec.Config, Runtime: c, Log: log, DirCache: &inventory.DirCache{}}
 	var sightings map[string]int
 	pass := func(n uint64) error {
 		s, err := e.Scan(ctx, sightings)

@@ -25,6 +25,16 @@ type Trees struct {
 	Pids        []int // distinct
 }
 
+// Absent reports whether no hierarchy has the cgroup.
+func (t Trees) Absent() bool {
+	for _, h := range t.ByHierarchy {
+		if len(h.Dirs) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // HierarchyTree is the subtree in one hierarchy; Dirs is nil when the
 // hierarchy does not have the cgroup.
 type HierarchyTree struct {

@@ -106,9 +106,22 @@ func ReadTree(dir string, procs bool) (Tree, error) {
 }
 
 func walk(dir string, procs bool, t *Tree) error {
-	e, err := SubDirs(dir)
-	if err != nil {
-		return err
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return &fs.PathError{Op: "lstat", Path: dir, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("%s is not a directory: not a cgroup tree", dir)
+	}
+	var e Entries
+	// A directory's link count is 2 plus its subdirectories (kernfs keeps
+	// it so): most cgroups in a pod are leaves, and a stat tells that
+	// without reading their dozens of control files.
+	if st.Nlink != 2 {
+		var err error
+		if e, err = SubDirs(dir); err != nil {
+			return err
+		}
 	}
 	if len(e.Links) > 0 {
 		return fmt.Errorf("%s holds a symlink (%s): not a cgroup tree", dir, e.Links[0])

@@ -104,6 +104,9 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 	if err != nil {
 		return refuse(decide.ProcessCheckFailed, err.Error())
 	}
+	if trees.Absent() {
+		return refuse(decide.GoneSinceScan, "no hierarchy has it any more")
+	}
 	if pids := trees.Pids; len(pids) > 0 {
 		if it.Action != decide.KillRemove {
 			return refuse(decide.ProcessesAppeared, fmt.Sprintf("%d processes: %v", len(pids), pids))

@@ -45,6 +45,9 @@ type Engine struct {
 	Now          func() time.Time
 	Hierarchies  []hierarchy.Hierarchy
 	BeforeRemove apply.BeforeRemove
+	// DirCache, kept by the daemon from pass to pass, saves re-reading
+	// pod directories that did not change.
+	DirCache *inventory.DirCache
 }
 
 // Scan is the outcome of the read-only part of a pass.
@@ -136,7 +139,7 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	if rtErr == nil && snap.CgroupDriver != "" && e.Config.Cgroup.Driver == "auto" && snap.CgroupDriver != string(driver) {
 		e.log().WithField("runtime_driver", snap.CgroupDriver).Warnf("the runtime reports cgroup driver %s but the pod root %s is named for %s; using %s names", snap.CgroupDriver, podRoot, driver, driver)
 	}
-	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Live: liveFilter(snap, rtErr)})
+	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Live: liveFilter(snap, rtErr), Cache: e.DirCache})
 	if errors.Is(err, inventory.ErrNoPodRoot) {
 		s.NoPodRoot = true
 		s.Plan = decide.Decide(decide.Input{Now: e.now()}, Policy(e.Config))

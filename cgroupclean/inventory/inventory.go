@@ -115,11 +115,16 @@ type Options struct {
 	// idle node then stats nothing), and their Changed stays zero, which
 	// the decision treats as "just changed".
 	Live func(podUID, containerID string) bool
+	// Cache, when set, keeps pod directories' listings between passes.
+	Cache *DirCache
 }
 
 // ReadWith is Read with options.
 func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opts Options) (*Inventory, error) {
 	inv := &Inventory{Driver: driver, PodRoot: filepath.Clean("/" + podRoot), Hierarchies: hs, opts: opts}
+	if opts.Cache != nil {
+		opts.Cache.nextPass()
+	}
 	pods := map[string]*Pod{}
 	found := false
 	for _, h := range hs {
@@ -202,7 +207,7 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 	if changed.After(p.Changed) {
 		p.Changed = changed
 	}
-	children, err := readDirs(h.Path(rel))
+	children, err := inv.opts.Cache.list(h.Path(rel))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

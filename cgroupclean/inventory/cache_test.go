@@ -1,0 +1,66 @@
+package inventory
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+	"github.com/cgroupclean/cgroupclean/internal/testbed"
+	"golang.org/x/sys/unix"
+)
+
+// On real cgroupfs: a new container dir changes the pod dir's link count
+// and is seen at once; a dir replaced by another (same count) is seen
+// after Refresh passes at the latest, and a cached dir that is gone is
+// dropped as soon as its time is read.
+func TestDirCacheOnCgroupfs(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "dircache")
+	uid := "3f1c2b7a-9d41-4e0b-8c2e-5a6b7c8d9e0f"
+	pod := "kubepods/burstable/pod" + uid
+	ctr := func(n string) string { return strings.Repeat(n, 64) }
+	if err := r.Mkdir(pod + "/" + ctr("a")); err != nil {
+		t.Fatal(err)
+	}
+	cache := &DirCache{Refresh: 3}
+	read := func() []string {
+		t.Helper()
+		inv, err := ReadWith(r.Hierarchies, r.Rel("kubepods"), names.Cgroupfs, Options{Cache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, c := range inv.Pods[0].Containers {
+			ids = append(ids, c.ID[:1])
+		}
+		return ids
+	}
+	if got := strings.Join(read(), ""); got != "a" {
+		t.Fatalf("pass 1: %s", got)
+	}
+	if err := r.Mkdir(pod + "/" + ctr("b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(read(), ""); got != "ab" {
+		t.Fatalf("a new dir must be seen at once, got %s", got)
+	}
+	// Replace b with c: the count stays, the listing is stale, but the
+	// gone dir b is dropped when its time is read.
+	for _, h := range r.Hierarchies {
+		if err := unix.Rmdir(h.Path(r.Rel(pod + "/" + ctr("b")))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Mkdir(pod + "/" + ctr("c")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(read(), ""); got != "a" {
+		t.Fatalf("stale pass: want the gone dir dropped and the new one not yet seen, got %s", got)
+	}
+	seen := false
+	for i := 0; i < 3 && !seen; i++ {
+		seen = strings.Join(read(), "") == "ac"
+	}
+	if !seen {
+		t.Fatal("the replaced dir was not seen within Refresh passes")
+	}
+}
