@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -145,9 +145,9 @@ func walk(dir string, procs bool, t *Tree) error {
 // ReadPids reads dir/cgroup.procs (cgroup.threads for a threaded v2
 // cgroup, whose cgroup.procs read fails with ENOTSUP).
 func ReadPids(dir string) ([]int, error) {
-	data, err := os.ReadFile(dir + "/cgroup.procs")
+	data, err := readSmall(dir + "/cgroup.procs")
 	if errors.Is(err, unix.ENOTSUP) {
-		data, err = os.ReadFile(dir + "/cgroup.threads")
+		data, err = readSmall(dir + "/cgroup.threads")
 	}
 	if err != nil {
 		return nil, err
@@ -171,3 +171,33 @@ func ReadPids(dir string) ([]int, error) {
 	}
 	return pids, nil
 }
+
+// readSmall reads a cgroupfs file with plain open/read/close: os.Open
+// would also register the (pollable) kernfs file with the Go netpoller and
+// stat it, which cost more than the read itself.
+func readSmall(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var out []byte
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}

@@ -130,8 +130,8 @@ func Decide(in Input, pol Policy) Plan {
 	if in.RuntimeErr != nil {
 		plan.RuntimeError = in.RuntimeErr.Error()
 	}
-	liveUIDs := map[string]bool{}
-	liveIDs := map[string]bool{}
+	liveUIDs := make(map[string]bool, len(in.Snapshot.Sandboxes))
+	liveIDs := make(map[string]bool, 2*len(in.Snapshot.Sandboxes)+len(in.Snapshot.Containers))
 	for _, s := range in.Snapshot.Sandboxes {
 		liveUIDs[s.PodUID] = true
 		liveIDs[s.ID] = true
@@ -141,6 +141,7 @@ func Decide(in Input, pol Policy) Plan {
 		liveIDs[c.SandboxID] = true
 	}
 	if in.Inventory != nil {
+		plan.Items = make([]Item, 0, len(in.Inventory.Pods))
 		for _, p := range in.Inventory.Pods {
 			plan.Items = append(plan.Items, decidePod(in, pol, p, liveUIDs, liveIDs))
 		}
@@ -156,6 +157,9 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, liveUIDs, liveIDs map[str
 		it.Unit = p.Base()
 	}
 	podLive := liveUIDs[p.UID]
+	if len(p.Containers) > 0 {
+		it.Children = make([]Item, 0, len(p.Containers))
+	}
 	anyListed := false
 	for _, c := range p.Containers {
 		ci := Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed), Action: Keep}

@@ -200,7 +200,7 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 	}
 	p := pods[rel]
 	if p == nil {
-		p = &Pod{UID: uid, QoS: qos, Path: rel}
+		p = &Pod{UID: uid, QoS: qos, Path: rel, In: make([]string, 0, len(inv.Hierarchies))}
 		pods[rel] = p
 	}
 	p.In = append(p.In, h.Name)
@@ -248,7 +248,7 @@ func (p *Pod) container(path, id string, kind names.ContainerKind) *Container {
 			return c
 		}
 	}
-	c := &Container{ID: id, Kind: kind, Path: path}
+	c := &Container{ID: id, Kind: kind, Path: path, In: make([]string, 0, 4)}
 	p.Containers = append(p.Containers, c)
 	return c
 }
