@@ -201,10 +201,10 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 		return PassResult{Summary: "stopped during the scan", Err: ctx.Err()}
 	}
 	engine.LogPlan(d.Log, s, n, false)
+	e.OnResult = func(r engine.Result) { engine.LogResults(d.Log, []engine.Result{r}, n, false) }
 	stage("apply")
 	results := e.Apply(ctx, s, false)
 	stage("report")
-	engine.LogResults(d.Log, results, n, false)
 	engine.LogSummary(d.Log, s, results, n, false)
 	if s.Plan.RuntimeError != "" {
 		// A fresh client next pass: a stalled connection is not reused.

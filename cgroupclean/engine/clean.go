@@ -45,23 +45,29 @@ type Result struct {
 // removed by a shutdown.
 func (e *Engine) Apply(ctx context.Context, s *Scan, dryRun bool) []Result {
 	var results []Result
+	add := func(r Result) {
+		results = append(results, r)
+		if e.OnResult != nil {
+			e.OnResult(r)
+		}
+	}
 	removals := decide.Removals(s.Plan)
 	for i, it := range removals {
 		if ctx.Err() != nil {
 			for _, rest := range removals[i:] {
-				results = append(results, Result{Item: rest, Outcome: Refused, Reason: decide.RuntimeUnreachableNow, Detail: "pass stopped: " + ctx.Err().Error()})
+				add(Result{Item: rest, Outcome: Refused, Reason: decide.RuntimeUnreachableNow, Detail: "pass stopped: " + ctx.Err().Error()})
 			}
 			break
 		}
 		if dryRun {
-			results = append(results, Result{Item: it, Outcome: WouldRemove})
+			add(Result{Item: it, Outcome: WouldRemove})
 			continue
 		}
 		r := e.removeOne(ctx, s, it)
-		results = append(results, r)
+		add(r)
 		if r.Reason == decide.RuntimeUnreachableNow {
 			for _, rest := range removals[i+1:] {
-				results = append(results, Result{Item: rest, Outcome: Refused, Reason: decide.RuntimeUnreachableNow, Detail: r.Detail})
+				add(Result{Item: rest, Outcome: Refused, Reason: decide.RuntimeUnreachableNow, Detail: r.Detail})
 			}
 			break
 		}

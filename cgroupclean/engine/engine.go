@@ -45,6 +45,10 @@ type Engine struct {
 	Now          func() time.Time
 	Hierarchies  []hierarchy.Hierarchy
 	BeforeRemove apply.BeforeRemove
+	// OnResult, when set, is called with each result as soon as it is
+	// known (the audit entry is written then, not at the end of the pass:
+	// a daemon killed mid-pass loses at most the entry in flight).
+	OnResult func(Result)
 	// DirCache, kept by the daemon from pass to pass, saves re-reading
 	// pod directories that did not change.
 	DirCache *inventory.DirCache

@@ -46,8 +46,8 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	engine.LogPlan(log, s, 1, *dryRun)
+	e.OnResult = func(r engine.Result) { engine.LogResults(log, []engine.Result{r}, 1, *dryRun) }
 	results := e.Apply(ctx, s, *dryRun)
-	engine.LogResults(log, results, 1, *dryRun)
 	engine.LogSummary(log, s, results, 1, *dryRun)
 	if *asJSON {
 		return printJSON(stdout, stderr, scanDoc{Config: src, Scan: s, Results: results, DryRun: *dryRun})
