@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
-	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
@@ -74,7 +73,7 @@ func (l *Links) Engine(ctx context.Context, cfg config.Config, log logrus.FieldL
 		}
 		l.units, l.unitsKey = m, key
 	}
-	e.Units = stagedUnits{u: unitAdapter{m: l.units, timeout: cfg.Clean.UnitStopTimeout.Duration}, stage: stage}
+	e.Units = stagedUnits{u: engine.SystemdUnits(l.units, cfg.Clean.UnitStopTimeout.Duration), stage: stage}
 	e.BeforeRemove = func(h hierarchy.Hierarchy, dir string) { stage("rmdir " + h.Name) }
 	return e
 }
@@ -110,34 +109,6 @@ func wantSystemd(e *engine.Engine) bool {
 	}
 	_, _, driver, err := e.Discover()
 	return err == nil && driver == names.Systemd
-}
-
-// unitAdapter lets the engine use the D-Bus client.
-type unitAdapter struct {
-	m       *sdunit.Manager
-	timeout time.Duration
-}
-
-func (a unitAdapter) Lookup(ctx context.Context, unit string) (bool, string, error) {
-	u, err := a.m.Lookup(ctx, unit)
-	if err != nil {
-		return false, "", err
-	}
-	// systemd loads any slice name without a unit file; only a unit with a
-	// cgroup is one that owns a directory.
-	return u.Loaded() && u.ControlGroup != "", u.ControlGroup, nil
-}
-
-func (a unitAdapter) Stop(ctx context.Context, unit string) (string, error) {
-	r, err := a.m.Stop(ctx, unit, a.timeout)
-	if err != nil {
-		return "", err
-	}
-	detail := "job " + r.Result
-	if len(r.ResetFailed) > 0 {
-		detail += fmt.Sprintf(", reset failed %v", r.ResetFailed)
-	}
-	return detail + ", took " + r.Duration.Round(time.Millisecond).String(), nil
 }
 
 // stagedRuntime and stagedUnits mark every call as a stage of its own.
