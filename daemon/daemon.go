@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
 	"math/rand/v2"
 	"os"
@@ -81,6 +82,8 @@ type Daemon struct {
 	cfg      config.Config
 	links    *Links
 	dirCache *inventory.DirCache
+	hier     []hierarchy.Hierarchy
+	hierRoot string
 	progress progress
 	// note is appended to STATUS= until the next good reload.
 	note string

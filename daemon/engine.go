@@ -151,6 +151,15 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 		d.dirCache = &inventory.DirCache{}
 	}
 	e.DirCache = d.dirCache
+	// Mounts rarely change: mountinfo is parsed again every 10 passes (and
+	// when mount_root changes), not every pass.
+	if d.hier == nil || d.hierRoot != cfg.Cgroup.MountRoot || n%10 == 0 {
+		d.hier, d.hierRoot = nil, cfg.Cgroup.MountRoot
+		if hs, err := hierarchy.Discover(cfg.Cgroup.MountRoot); err == nil && len(hs) > 0 {
+			d.hier = hs
+		}
+	}
+	e.Hierarchies = d.hier
 	if d.BeforeRemove != nil {
 		if hook := d.BeforeRemove(); hook != nil {
 			mark := e.BeforeRemove

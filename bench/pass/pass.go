@@ -18,6 +18,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
 	"github.com/sirupsen/logrus"
@@ -146,6 +147,14 @@ func idle(ctx context.Context, spec Spec) (Report, error) {
 	e := &engine.Engine{Config: spec.Config, Runtime: c, Log: log, DirCache: &inventory.DirCache{}}
 	var sightings map[string]int
 	pass := func(n uint64) error {
+		// As the daemon: mountinfo parsed again every 10 passes.
+		if n%10 == 0 {
+			hs, err := hierarchy.Discover(spec.Config.Cgroup.MountRoot)
+			if err != nil {
+				return err
+			}
+			e.Hierarchies = hs
+		}
 		s, err := e.Scan(ctx, sightings)
 		if err != nil {
 			return err

@@ -63,4 +63,17 @@ func TestDirCacheOnCgroupfs(t *testing.T) {
 	if !seen {
 		t.Fatal("the replaced dir was not seen within Refresh passes")
 	}
+	// A container dir leaked in one (not the first) hierarchy only: seen
+	// within Refresh passes.
+	last := r.Hierarchies[len(r.Hierarchies)-1]
+	if err := r.MkdirIn(last, pod+"/"+ctr("d")); err != nil {
+		t.Fatal(err)
+	}
+	seen = false
+	for i := 0; i < 4 && !seen; i++ {
+		seen = strings.Join(read(), "") == "acd"
+	}
+	if !seen {
+		t.Fatal("a dir leaked in one hierarchy was not seen within Refresh passes")
+	}
 }

@@ -142,21 +142,21 @@ func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opt
 		}
 		found = true
 		for _, l := range links {
-			inv.skip(filepath.Join(inv.PodRoot, l), NotADir)
+			inv.skip(join(inv.PodRoot, l), NotADir)
 		}
 		for _, e := range entries {
-			rel := filepath.Join(inv.PodRoot, e)
+			rel := join(inv.PodRoot, e)
 			if qos, ok := names.ParseQoSDir(driver, e); ok {
 				var subLinks []string
-				sub, err := readDirs(h.Path(rel), &subLinks)
+				sub, err := readDirs(h.Mountpoint+rel, &subLinks)
 				if err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return nil, err
 				}
 				for _, l := range subLinks {
-					inv.skip(filepath.Join(rel, l), NotADir)
+					inv.skip(join(rel, l), NotADir)
 				}
 				for _, p := range sub {
-					if err := inv.addPod(pods, h, qos, filepath.Join(rel, p), p); err != nil {
+					if err := inv.addPod(pods, h, qos, join(rel, p), p); err != nil {
 						return nil, err
 					}
 				}
@@ -190,7 +190,7 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 	var changed time.Time
 	if inv.opts.Live == nil || !inv.opts.Live(uid, "") {
 		var err error
-		changed, err = changedAt(h.Path(rel))
+		changed, err = changedAt(h.Mountpoint + rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // removed while we looked
 		}
@@ -207,7 +207,7 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 	if changed.After(p.Changed) {
 		p.Changed = changed
 	}
-	children, err := inv.opts.Cache.list(h.Path(rel))
+	children, err := inv.opts.Cache.list(h.Mountpoint+rel, rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -215,7 +215,7 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 		return err
 	}
 	for _, c := range children {
-		crel := filepath.Join(rel, c)
+		crel := join(rel, c)
 		id, kind, ok := names.ParseContainerDir(c)
 		if !ok {
 			if !contains(p.Other, crel) {
@@ -225,7 +225,7 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 		}
 		var cchanged time.Time
 		if inv.opts.Live == nil || !inv.opts.Live("", id) {
-			cchanged, err = changedAt(h.Path(crel))
+			cchanged, err = changedAt(h.Mountpoint + crel)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
@@ -312,4 +312,15 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// join appends a directory entry name to a clean cgroup path. Names from
+// getdents hold no "/" and "." and ".." are never returned, so the result
+// is clean too: no filepath.Clean per entry, which was a fifth of an idle
+// pass.
+func join(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
 }
