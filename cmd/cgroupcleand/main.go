@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/cgroupclean/cgroupclean/daemon"
 )
 
 const usage = `usage: cgroupcleand <command> [flags]
@@ -26,6 +28,7 @@ Run 'cgroupcleand <command> -h' for the flags of a command.
 `
 
 func main() {
+	daemon.TuneGC()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

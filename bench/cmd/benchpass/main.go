@@ -10,9 +10,11 @@ import (
 	"os"
 
 	"github.com/cgroupclean/cgroupclean/bench/pass"
+	"github.com/cgroupclean/cgroupclean/daemon"
 )
 
 func main() {
+	daemon.TuneGC() // as cgroupcleand does
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: benchpass SPEC.json")
 		os.Exit(2)
