@@ -34,7 +34,9 @@ func SubDirs(dir string) (Entries, error) {
 	}
 	defer unix.Close(fd)
 	var out Entries
-	buf := make([]byte, 16<<10)
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
@@ -199,5 +201,7 @@ func readSmall(path string) ([]byte, error) {
 		out = append(out, buf[:n]...)
 	}
 }
+
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
