@@ -177,7 +177,7 @@ func (r *Report) Write(w io.Writer) error {
 	p("| %d | %s | %d | %d | %d | %d |\n\n", r.PodsCreated, strings.Join(qos, ", "), r.WithContainer, r.WithKubeletDir, r.DeletedCleanly, r.MaxLive)
 
 	p("## Orphans\n\n")
-	p("Wait = from the moment the orphan became removable (sandbox removed; or the kubelet pod dir deleted, the process ended, the rmdir blocker lifted) to the moment its directory was gone from every hierarchy, seen by the harness polling every 100 ms. With interval 1s and confirm_passes 2, 1-2 s is the design; waits that overlap a fault (runtime down 3-4 s, daemon restarting) are longer, which is the point. An orphan kept for another reason (kubelet pod dir, processes) already counts as sighted while kept, so it goes at the first pass after its blocker is lifted (under 1 s).\n\n")
+	p("Wait = from the moment the orphan became removable (sandbox removed; or the kubelet pod dir deleted, the process ended, the rmdir blocker lifted) to the moment its directory was gone from every hierarchy, seen by the harness polling every 100 ms. With interval 1s and confirm_passes 2, 1-2 s is the design; waits that overlap a fault (runtime down 3-4 s, daemon restarting) are longer, which is the point. An orphan kept because kubelet still tracks it is confirmed afresh once kubelet lets go (1-2 s); one kept for its processes already counts as sighted, so it goes at the first pass after they end (under 1 s).\n\n")
 	p("| kind | how | made | removed | wait median / p95 / max |\n|---|---|---|---|---|\n")
 	var all Durations
 	made, removed := 0, 0

@@ -356,7 +356,8 @@ func Removals(plan Plan) []Item {
 }
 
 // NextSightings is the Sightings input of the next pass: every cgroup this
-// plan saw orphaned counts one more pass. A pass whose runtime could not be
+// plan saw orphaned counts one more pass, unless kubelet or the runtime
+// still claimed it. A pass whose runtime could not be
 // asked saw nothing reliable, so it starts the count again.
 func NextSightings(plan Plan, prev map[string]int) map[string]int {
 	next := map[string]int{}
@@ -364,7 +365,12 @@ func NextSightings(plan Plan, prev map[string]int) map[string]int {
 		return next
 	}
 	plan.each(func(it *Item) {
-		if it.State == Orphan {
+		switch {
+		case it.State != Orphan:
+		case it.Reason == KubeletTracksPod, it.Reason == KubeletStateUnknown, it.Reason == RuntimeListsContainer:
+			// Something still claims the pod: once it lets go, the
+			// orphan is confirmed afresh.
+		default:
 			next[it.Path] = prev[it.Path] + 1
 		}
 	})

@@ -321,6 +321,12 @@ func TestSightingsConfirm(t *testing.T) {
 			t.Fatalf("pass %d: sightings %v", pass, in.Sightings)
 		}
 	}
+	// While kubelet still tracks the pod, the count starts again.
+	in.KubeletPods = map[string]bool{uid(2): true}
+	if next := NextSightings(Decide(in, pol), in.Sightings); next[inv.Pods[1].Path] != 0 {
+		t.Fatalf("a pod kubelet tracks must not count as sighted: %v", next)
+	}
+	in.KubeletPods = map[string]bool{}
 	in.RuntimeErr = errors.New("down")
 	if next := NextSightings(Decide(in, pol), in.Sightings); len(next) != 0 {
 		t.Fatalf("an unreachable runtime must reset the count, got %v", next)
