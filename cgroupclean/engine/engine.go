@@ -49,6 +49,11 @@ type Engine struct {
 	// known (the audit entry is written then, not at the end of the pass:
 	// a daemon killed mid-pass loses at most the entry in flight).
 	OnResult func(Result)
+	// ProcScanFrom is from how many candidates on the scan counts their
+	// processes from one pass over /proc instead of reading cgroup.procs in
+	// each of their directories (0: 64). ProcRoot is /proc by default.
+	ProcScanFrom int
+	ProcRoot     string
 	// DirCache, kept by the daemon from pass to pass, saves re-reading
 	// pod directories that did not change.
 	DirCache *inventory.DirCache
@@ -158,11 +163,7 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	pol := Policy(e.Config)
 	// Count processes only where every earlier gate passed.
 	if cands := decide.Candidates(decide.Decide(in, pol)); len(cands) > 0 {
-		in.Procs = make(map[string]decide.Procs, len(cands))
-		for _, path := range cands {
-			pids, err := apply.Pids(hs, path)
-			in.Procs[path] = decide.Procs{Count: len(pids), Err: err}
-		}
+		in.Procs = e.countProcesses(hs, cands)
 	}
 	s.Plan = decide.Decide(in, pol)
 	s.Took = time.Since(start)
@@ -207,4 +208,34 @@ func liveFilter(snap live.Snapshot, rtErr error) func(podUID, containerID string
 		}
 		return uids[podUID]
 	}
+}
+
+// countProcesses counts the processes of every candidate. Many candidates
+// are counted from one pass over /proc (one read per process on the node,
+// not one per cgroup directory per hierarchy); few, or when /proc cannot
+// be read, from their cgroup.procs files. Either way the final check right
+// before each removal reads cgroup.procs again.
+func (e *Engine) countProcesses(hs []hierarchy.Hierarchy, cands []string) map[string]decide.Procs {
+	out := make(map[string]decide.Procs, len(cands))
+	from := e.ProcScanFrom
+	if from <= 0 {
+		from = 64
+	}
+	if len(cands) >= from {
+		root := e.ProcRoot
+		if root == "" {
+			root = "/proc"
+		}
+		if pm, err := apply.ScanProcesses(root, hs); err == nil {
+			for _, path := range cands {
+				out[path] = decide.Procs{Count: pm.Count(path)}
+			}
+			return out
+		}
+	}
+	for _, path := range cands {
+		pids, err := apply.Pids(hs, path)
+		out[path] = decide.Procs{Count: len(pids), Err: err}
+	}
+	return out
 }

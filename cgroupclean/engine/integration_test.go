@@ -196,6 +196,19 @@ func TestScanCleanAgainstContainerd(t *testing.T) {
 			t.Errorf("%s: got %s, want %s", path, got, w)
 		}
 	}
+	// Counting the candidates' processes from one pass over /proc gives the
+	// same plan as reading their cgroup.procs files.
+	eProc := n.engine(t)
+	eProc.ProcScanFrom = 1
+	sProc, err := eProc.Scan(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, w := range want {
+		if it, _ := itemByPath(sProc, path); fmt.Sprintf("%s/%s/%s", it.State, it.Action, it.Reason) != w {
+			t.Errorf("with the /proc scan, %s: %s/%s/%s, want %s", path, it.State, it.Action, it.Reason, w)
+		}
+	}
 	if it, _ := itemByPath(s, n.root.Rel(n.podPath("guaranteed", orphanOneHier))); len(it.Hierarchies) != 1 {
 		t.Errorf("one-hierarchy orphan seen in %v", it.Hierarchies)
 	}
