@@ -49,6 +49,7 @@ version:
 # per-subtree count), so they run alone, after the packages that create
 # and remove cgroups in parallel.
 test:
+	@scripts/install-deps.sh
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/cgroupclean/memcg$$')
 	$(GO) test -count=1 ./cgroupclean/memcg/
 	$(MAKE) --no-print-directory soak-smoke
