@@ -22,6 +22,10 @@ import (
 // is made when a pass needs it and none is open for the same settings;
 // Drop* closes one after it failed, so the next pass dials afresh.
 type Links struct {
+	// Hierarchies, when set, are given to every engine (the daemon keeps
+	// them for several passes); nil makes the engine read mountinfo.
+	Hierarchies []hierarchy.Hierarchy
+
 	runtime    *cri.Client
 	runtimeKey string
 	units      *sdunit.Manager
@@ -44,7 +48,7 @@ func (l *Links) Engine(ctx context.Context, cfg config.Config, log logrus.FieldL
 	if stage == nil {
 		stage = func(string) {}
 	}
-	e := &engine.Engine{Config: cfg, Log: log}
+	e := &engine.Engine{Config: cfg, Log: log, Hierarchies: l.Hierarchies}
 	if key := fmt.Sprint(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration); l.runtime == nil || l.runtimeKey != key {
 		l.DropRuntime()
 		client, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
@@ -145,12 +149,6 @@ func (s stagedUnits) Stop(ctx context.Context, unit string) (string, error) {
 func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, sightings map[string]int, stage func(string)) PassResult {
 	log := d.Log.WithField(audit.Pass, n)
 	stage("connect")
-	e := d.links.Engine(ctx, cfg, d.Log, stage)
-	e.Now = d.Clock.Now
-	if d.dirCache == nil {
-		d.dirCache = &inventory.DirCache{}
-	}
-	e.DirCache = d.dirCache
 	// Mounts rarely change: mountinfo is parsed again every 10 passes (and
 	// when mount_root changes), not every pass.
 	if d.hier == nil || d.hierRoot != cfg.Cgroup.MountRoot || n%10 == 0 {
@@ -159,7 +157,13 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 			d.hier = hs
 		}
 	}
-	e.Hierarchies = d.hier
+	d.links.Hierarchies = d.hier
+	e := d.links.Engine(ctx, cfg, d.Log, stage)
+	e.Now = d.Clock.Now
+	if d.dirCache == nil {
+		d.dirCache = &inventory.DirCache{}
+	}
+	e.DirCache = d.dirCache
 	if d.BeforeRemove != nil {
 		if hook := d.BeforeRemove(); hook != nil {
 			mark := e.BeforeRemove

@@ -78,9 +78,6 @@ func TestRemoveRefusesCgroupWithProcess(t *testing.T) {
 	if r.Exists("pod/ctr") != len(r.Hierarchies) {
 		t.Fatal("the populated cgroup lost a directory")
 	}
-	if _, err := RemoveTree(r.Hierarchies, r.Rel("pod"), nil); !errors.Is(err, ErrBusy) {
-		t.Fatalf("RemoveTree: want ErrBusy, got %v", err)
-	}
 }
 
 // KillAll kills the processes inside the cgroup and nothing else.
@@ -110,7 +107,9 @@ func TestKillAllOnlyInside(t *testing.T) {
 	if pids, err := Pids(r.Hierarchies, r.Rel("live")); err != nil || len(pids) != 1 {
 		t.Fatalf("live cgroup pids %v %v", pids, err)
 	}
-	if _, err := RemoveTree(r.Hierarchies, r.Rel("orphan"), nil); err != nil {
+	trees, err := ReadTrees(r.Hierarchies, r.Rel("orphan"))
+	must(t, err)
+	if _, err := Remove(trees, nil); err != nil {
 		t.Fatalf("the emptied orphan could not be removed: %v", err)
 	}
 }

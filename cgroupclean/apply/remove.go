@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"golang.org/x/sys/unix"
 )
@@ -26,29 +25,6 @@ type HierarchyResult struct {
 // removed (the memcg watchdog reclaims a memory cgroup's charges there so
 // it does not linger as a dying memcg). Its error is logged, not fatal.
 type BeforeRemove func(h hierarchy.Hierarchy, dir string)
-
-// RemoveTree reads path's subtree in every hierarchy and removes it
-// (see Remove). It does not look at processes: the kernel refuses the
-// rmdir of a cgroup with tasks.
-func RemoveTree(hs []hierarchy.Hierarchy, path string, before BeforeRemove) ([]HierarchyResult, error) {
-	var t Trees
-	var errs []error
-	for _, h := range hs {
-		tree, err := cgfs.ReadTree(h.Path(path), false)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			t.ByHierarchy = append(t.ByHierarchy, HierarchyTree{Hierarchy: h})
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
-		default:
-			t.ByHierarchy = append(t.ByHierarchy, HierarchyTree{Hierarchy: h, Dirs: tree.Dirs})
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return Remove(t, before)
-}
 
 // Remove removes trees read by ReadTrees: in every hierarchy, the
 // directories deepest first, each with a single non-recursive rmdir. It

@@ -66,7 +66,7 @@ func Connect(ctx context.Context, bus string) (*Manager, error) {
 	case bus == "user":
 		c, err = sddbus.NewUserConnectionContext(ctx)
 	case strings.Contains(bus, ":"):
-		c, err = sddbus.NewConnection(func() (*dbus.Conn, error) { return dialBus(ctx, bus) })
+		c, err = sddbus.NewConnection(func() (*dbus.Conn, error) { return DialBus(ctx, bus) })
 	default:
 		return nil, fmt.Errorf("connect to systemd: bus %q is not system, user or a D-Bus address", bus)
 	}
@@ -76,10 +76,10 @@ func Connect(ctx context.Context, bus string) (*Manager, error) {
 	return &Manager{conn: c}, nil
 }
 
-// dialBus connects to a bus daemon at addr the way go-systemd does for
+// DialBus connects to a bus daemon at addr the way go-systemd does for
 // the system bus: EXTERNAL auth with the numeric uid (no user lookup),
 // then Hello.
-func dialBus(ctx context.Context, addr string) (*dbus.Conn, error) {
+func DialBus(ctx context.Context, addr string) (*dbus.Conn, error) {
 	c, err := dbus.Dial(addr, dbus.WithContext(ctx))
 	if err != nil {
 		return nil, err

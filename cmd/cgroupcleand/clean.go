@@ -10,6 +10,7 @@ import (
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
+	"github.com/cgroupclean/cgroupclean/daemon"
 )
 
 func cmdClean(args []string, stdout, stderr io.Writer) int {
@@ -33,7 +34,7 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	// SIGINT/SIGTERM stop the pass between removals, never inside one.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e, closeAll := newEngine(ctx, cfg, log)
+	e, closeAll := daemon.NewEngine(ctx, cfg, log)
 	defer closeAll()
 	s, err := e.Scan(ctx, nil)
 	if err != nil {

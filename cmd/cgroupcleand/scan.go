@@ -9,6 +9,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
+	"github.com/cgroupclean/cgroupclean/daemon"
 	"github.com/sirupsen/logrus"
 )
 
@@ -26,7 +27,7 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 	}
 	log := cliLogger(stderr)
 	ctx := context.Background()
-	e, closeAll := newEngine(ctx, cfg, log)
+	e, closeAll := daemon.NewEngine(ctx, cfg, log)
 	defer closeAll()
 	s, err := e.Scan(ctx, nil)
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"io"
@@ -9,9 +8,6 @@ import (
 	"os"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
-	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
-	"github.com/cgroupclean/cgroupclean/daemon"
-	"github.com/sirupsen/logrus"
 )
 
 // loadConfig reads the file named by --config, or the default path if it
@@ -44,10 +40,4 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fset := flag.NewFlagSet("cgroupcleand "+name, flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	return fset
-}
-
-// newEngine connects to the runtime and, with the systemd driver, to
-// systemd (daemon.NewEngine, shared with the daemon's pass).
-func newEngine(ctx context.Context, cfg config.Config, log logrus.FieldLogger) (*engine.Engine, func()) {
-	return daemon.NewEngine(ctx, cfg, log)
 }

@@ -17,6 +17,8 @@ import (
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
 )
 
 const (
@@ -188,21 +190,7 @@ func (s *UserSystemd) waitReady(limit time.Duration) error {
 }
 
 func (s *UserSystemd) dial(ctx context.Context) (*sddbus.Conn, error) {
-	return sddbus.NewConnection(func() (*dbus.Conn, error) {
-		c, err := dbus.Dial(s.Bus, dbus.WithContext(ctx))
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-			c.Close()
-			return nil, err
-		}
-		if err := c.Hello(); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	})
+	return sddbus.NewConnection(func() (*dbus.Conn, error) { return sdunit.DialBus(ctx, s.Bus) })
 }
 
 // Conn returns a go-systemd connection to the manager, closed when the
