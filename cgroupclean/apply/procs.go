@@ -47,6 +47,13 @@ type HierarchyTree struct {
 // cgroup.procs files are not read. Any read error is returned: a cgroup
 // that cannot be read must be kept.
 func ReadTrees(hs []hierarchy.Hierarchy, path string) (Trees, error) {
+	return ReadTreesKnown(hs, path, nil)
+}
+
+// ReadTreesKnown is ReadTrees given the names of path's subdirectories as
+// the scan saw them (see cgfs.ReadTreeKnown): the result is the same, it
+// only saves listing path where those are still all there is.
+func ReadTreesKnown(hs []hierarchy.Hierarchy, path string, known []string) (Trees, error) {
 	var out Trees
 	seen := map[int]bool{}
 	for _, h := range hs {
@@ -63,7 +70,7 @@ func ReadTrees(hs []hierarchy.Hierarchy, path string) (Trees, error) {
 			}
 			procs = populated
 		}
-		t, err := cgfs.ReadTree(dir, procs)
+		t, err := cgfs.ReadTreeKnown(dir, procs, known)
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, serr := os.Lstat(dir); errors.Is(serr, fs.ErrNotExist) {
 				out.ByHierarchy = append(out.ByHierarchy, HierarchyTree{Hierarchy: h})

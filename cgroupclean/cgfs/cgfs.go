@@ -100,20 +100,78 @@ type Tree struct {
 // procs is true, reads each one's cgroup.procs. A symlink anywhere in the
 // tree is an error: it is not a cgroup, so the tree is not one to remove.
 func ReadTree(dir string, procs bool) (Tree, error) {
+	return ReadTreeKnown(dir, procs, nil)
+}
+
+// ReadTreeKnown is ReadTree for a directory whose subdirectories are
+// probably known by name (from the scan). When the known ones that exist
+// are as many as the subdirectories dir's link count reports, they are all
+// of them, and dir is not listed: listing a cgroup reads its dozens of
+// control files, which was a seventh of a clean pass. Otherwise (one gone,
+// one new, one unknown) dir is listed as ReadTree does. Symlinks do not
+// count in a link count: cgroupfs cannot hold one (kernfs has no symlink
+// operation), and rmdir never follows one.
+func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
 	var t Tree
-	if err := walk(dir, procs, &t); err != nil {
+	var st unix.Stat_t
+	if err := lstatDir(dir, &st); err != nil {
+		return Tree{}, err
+	}
+	if len(known) > 0 && st.Nlink > 2 {
+		want := int(st.Nlink) - 2
+		kids := make([]unix.Stat_t, len(known))
+		found := 0
+		for i, k := range known {
+			err := unix.Lstat(dir+"/"+k, &kids[i])
+			switch {
+			case err == nil && kids[i].Mode&unix.S_IFMT == unix.S_IFDIR:
+				found++
+			case err == unix.ENOENT:
+				kids[i].Mode = 0 // gone
+			default:
+				found = -1 // not a directory, or unreadable: list dir
+			}
+			if found < 0 {
+				break
+			}
+		}
+		if found == want {
+			for i, k := range known {
+				if kids[i].Mode != 0 {
+					if err := walk(dir+"/"+k, &kids[i], procs, &t); err != nil {
+						return Tree{}, err
+					}
+				}
+			}
+			if err := t.add(dir, procs); err != nil {
+				return Tree{}, err
+			}
+			return t, nil
+		}
+	}
+	if err := walk(dir, &st, procs, &t); err != nil {
 		return Tree{}, err
 	}
 	return t, nil
 }
 
-func walk(dir string, procs bool, t *Tree) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
+func lstatDir(dir string, st *unix.Stat_t) error {
+	if err := unix.Lstat(dir, st); err != nil {
 		return &fs.PathError{Op: "lstat", Path: dir, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return fmt.Errorf("%s is not a directory: not a cgroup tree", dir)
+	}
+	return nil
+}
+
+// walk adds dir's subtree to t; st is dir's lstat, or nil to take it.
+func walk(dir string, st *unix.Stat_t, procs bool, t *Tree) error {
+	if st == nil {
+		st = new(unix.Stat_t)
+		if err := lstatDir(dir, st); err != nil {
+			return err
+		}
 	}
 	var e Entries
 	// A directory's link count is 2 plus its subdirectories (kernfs keeps
@@ -129,10 +187,15 @@ func walk(dir string, procs bool, t *Tree) error {
 		return fmt.Errorf("%s holds a symlink (%s): not a cgroup tree", dir, e.Links[0])
 	}
 	for _, c := range e.Dirs {
-		if err := walk(filepath.Join(dir, c), procs, t); err != nil {
+		if err := walk(filepath.Join(dir, c), nil, procs, t); err != nil {
 			return err
 		}
 	}
+	return t.add(dir, procs)
+}
+
+// add records dir (after its subdirectories) and its processes.
+func (t *Tree) add(dir string, procs bool) error {
 	if procs {
 		pids, err := ReadPids(dir)
 		if err != nil {

@@ -120,3 +120,70 @@ func FuzzParseDirents(f *testing.F) {
 		}
 	})
 }
+
+// ReadTreeKnown must give exactly what ReadTree gives, whatever the known
+// names say: stale, incomplete, or naming a symlink.
+func TestReadTreeKnownMatchesReadTree(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "cgfsknown")
+	for _, p := range []string{"pod/a/x", "pod/b", "pod/c"} {
+		if err := r.Mkdir(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := r.AddProc("pod/c", cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		known []string
+	}{
+		{"exact", []string{"a", "b", "c"}},
+		{"one gone since the scan", []string{"a", "b", "c", "gone"}},
+		{"one new since the scan", []string{"a", "b"}},
+		{"only unknown names", []string{"zz"}},
+		{"none", nil},
+	}
+	for _, h := range r.Hierarchies {
+		top := h.Path(r.Rel("pod"))
+		want, err := ReadTree(top, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cases {
+			got, err := ReadTreeKnown(top, true, c.known)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", h.Name, c.name, err)
+			}
+			if g, w := sorted(got.Dirs), sorted(want.Dirs); g != w || got.Dirs[len(got.Dirs)-1] != top {
+				t.Errorf("%s, %s: dirs %v, want %v (pod dir last)", h.Name, c.name, got.Dirs, want.Dirs)
+			}
+			if len(got.Pids) != 1 || got.Pids[0] != cmd.Process.Pid {
+				t.Errorf("%s, %s: pids %v, want [%d]", h.Name, c.name, got.Pids, cmd.Process.Pid)
+			}
+		}
+	}
+
+	// A known name that is a symlink is not taken on trust: the directory
+	// is listed, and the tree refused.
+	d := t.TempDir()
+	if err := os.Mkdir(filepath.Join(d, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(d, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadTreeKnown(d, false, []string{"a", "link"}); err == nil {
+		t.Fatal("a tree holding a symlink named as known must be refused")
+	}
+}
+
+func sorted(l []string) string {
+	l = append([]string(nil), l...)
+	sort.Strings(l)
+	return strings.Join(l, ",")
+}

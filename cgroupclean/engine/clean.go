@@ -106,7 +106,7 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 	}
 	// One walk per hierarchy gives both the processes and the directories
 	// to remove.
-	trees, err := apply.ReadTrees(s.Hierarchies, it.Path)
+	trees, err := apply.ReadTreesKnown(s.Hierarchies, it.Path, childNames(it))
 	if err != nil {
 		return refuse(decide.ProcessCheckFailed, err.Error())
 	}
@@ -171,6 +171,15 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 	}
 	r.Outcome, r.Took = Removed, time.Since(start)
 	return r
+}
+
+// childNames are the base names of the item's container cgroups.
+func childNames(it decide.Item) []string {
+	var out []string
+	for _, c := range it.Children {
+		out = append(out, filepath.Base(c.Path))
+	}
+	return out
 }
 
 // listedNow says why the runtime's fresh answer makes the item live, or "".

@@ -49,7 +49,8 @@ type Pod struct {
 	UID  string
 	QoS  names.QoS
 	Path string // cgroup path, the same in every hierarchy
-	// In lists the hierarchies (by name) that hold the directory.
+	// In lists the hierarchies (by name) that hold the directory, in the
+	// inventory's order. It is shared between cgroups: read-only.
 	In []string
 	// Changed is the latest ctime/mtime of the directory across
 	// hierarchies: a pod cgroup is as young as its last change.
@@ -58,6 +59,8 @@ type Pod struct {
 	// Other counts child cgroups whose names are not containers we know.
 	// They are removed with the pod (they are inside it), never alone.
 	Other []string
+
+	in hierSet // while reading
 }
 
 // Container is one container-level cgroup inside a pod cgroup.
@@ -67,6 +70,8 @@ type Container struct {
 	Path    string
 	In      []string
 	Changed time.Time
+
+	in hierSet // while reading
 }
 
 // Base is the last element of the pod's path (its unit name with systemd).
@@ -121,13 +126,16 @@ type Options struct {
 
 // ReadWith is Read with options.
 func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opts Options) (*Inventory, error) {
+	if len(hs) > maxHierarchies {
+		return nil, fmt.Errorf("%d cgroup hierarchies mounted: at most %d are supported", len(hs), maxHierarchies)
+	}
 	inv := &Inventory{Driver: driver, PodRoot: filepath.Clean("/" + podRoot), Hierarchies: hs, opts: opts}
 	if opts.Cache != nil {
 		opts.Cache.nextPass()
 	}
-	pods := map[string]*Pod{}
+	r := reader{inv: inv, pods: map[string]*Pod{}}
 	found := false
-	for _, h := range hs {
+	for i, h := range hs {
 		root := h.Path(inv.PodRoot)
 		if err := checkInside(h, root); err != nil {
 			return nil, err
@@ -156,13 +164,13 @@ func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opt
 					inv.skip(join(rel, l), NotADir)
 				}
 				for _, p := range sub {
-					if err := inv.addPod(pods, h, qos, join(rel, p), p); err != nil {
+					if err := r.addPod(h, i, qos, rel, p); err != nil {
 						return nil, err
 					}
 				}
 				continue
 			}
-			if err := inv.addPod(pods, h, names.Guaranteed, rel, e); err != nil {
+			if err := r.addPod(h, i, names.Guaranteed, inv.PodRoot, e); err != nil {
 				return nil, err
 			}
 		}
@@ -170,44 +178,106 @@ func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opt
 	if !found {
 		return nil, fmt.Errorf("%w: %s", ErrNoPodRoot, inv.PodRoot)
 	}
-	for _, p := range pods {
+	// Nearly every cgroup is in the same hierarchies: one shared,
+	// read-only list per distinct set instead of one per cgroup.
+	sets := map[hierSet][]string{}
+	in := func(s hierSet) []string {
+		l, ok := sets[s]
+		if !ok {
+			for i, h := range hs {
+				if s&(1<<i) != 0 {
+					l = append(l, h.Name)
+				}
+			}
+			l = l[:len(l):len(l)]
+			sets[s] = l
+		}
+		return l
+	}
+	inv.Pods = make([]*Pod, 0, len(r.pods))
+	for _, p := range r.pods {
+		p.In = in(p.in)
+		for _, c := range p.Containers {
+			c.In = in(c.in)
+		}
 		inv.Pods = append(inv.Pods, p)
 		sort.Slice(p.Containers, func(i, j int) bool { return p.Containers[i].Path < p.Containers[j].Path })
 	}
 	sort.Slice(inv.Pods, func(i, j int) bool { return inv.Pods[i].Path < inv.Pods[j].Path })
 	sort.Slice(inv.Skipped, func(i, j int) bool { return inv.Skipped[i].Path < inv.Skipped[j].Path })
+	inv.opts = Options{} // its live set is the caller's to keep or drop
 	return inv, nil
 }
 
-func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos names.QoS, rel, base string) error {
-	uid, ok := names.ParsePodDir(inv.Driver, qos, base)
-	if !ok {
-		if _, isQoS := names.ParseQoSDir(inv.Driver, base); !isQoS {
-			inv.skip(rel, UnknownName)
-		}
-		return nil
+// hierSet is a set of hierarchies by their index in the inventory's list.
+type hierSet uint64
+
+// maxHierarchies is how many hierarchies a hierSet holds. A node has one
+// v1 hierarchy per controller (about a dozen) plus named ones and v2.
+const maxHierarchies = 64
+
+// reader builds an inventory. A pod or container met again in another
+// hierarchy is found by its path without making a string for it: each
+// path is allocated once, when first met, and IDs and UIDs are parts of it.
+type reader struct {
+	inv  *Inventory
+	pods map[string]*Pod
+	key  []byte
+}
+
+// addPod records the pod directory base under the cgroup path parent in
+// hierarchy h (index hi).
+func (r *reader) addPod(h hierarchy.Hierarchy, hi int, qos names.QoS, parent, base string) error {
+	inv := r.inv
+	r.key = append(r.key[:0], parent...)
+	if parent != "/" {
+		r.key = append(r.key, '/')
 	}
-	var changed time.Time
-	if inv.opts.Live == nil || !inv.opts.Live(uid, "") {
-		var err error
-		changed, err = changedAt(h.Mountpoint + rel)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // removed while we looked
+	r.key = append(r.key, base...)
+	p := r.pods[string(r.key)]
+	if p == nil {
+		if _, ok := names.ParsePodDir(inv.Driver, qos, base); !ok {
+			if _, isQoS := names.ParseQoSDir(inv.Driver, base); !isQoS {
+				inv.skip(join(parent, base), UnknownName)
+			}
+			return nil
 		}
-		if err != nil {
+		rel := join(parent, base)
+		uid, _ := names.ParsePodDir(inv.Driver, qos, rel[len(rel)-len(base):])
+		p = &Pod{UID: uid, QoS: qos, Path: rel}
+	}
+	rel := p.Path
+	dir := h.Mountpoint + rel
+	podLive := inv.opts.Live != nil && inv.opts.Live(p.UID, "")
+	seen := p.in != 0
+	var st stat
+	if !podLive || (seen && inv.opts.Cache == nil) {
+		var err error
+		if st, err = lstat(dir); errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while we looked
+		} else if err != nil {
 			return err
 		}
 	}
-	p := pods[rel]
-	if p == nil {
-		p = &Pod{UID: uid, QoS: qos, Path: rel, In: make([]string, 0, len(inv.Hierarchies))}
-		pods[rel] = p
+	if !seen {
+		r.pods[rel] = p
 	}
-	p.In = append(p.In, h.Name)
-	if changed.After(p.Changed) {
-		p.Changed = changed
+	p.in |= 1 << hi
+	if !podLive && st.changed.After(p.Changed) {
+		p.Changed = st.changed
 	}
-	children, err := inv.opts.Cache.list(h.Mountpoint+rel, rel)
+	var children []child
+	var err error
+	if seen && inv.opts.Cache == nil {
+		children, err = p.knownChildren(dir, st.nlink)
+	} else {
+		var names []string
+		names, err = inv.opts.Cache.list(dir, rel)
+		children = make([]child, len(names))
+		for i, n := range names {
+			children[i].name = n
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -215,26 +285,37 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 		return err
 	}
 	for _, c := range children {
-		crel := join(rel, c)
-		id, kind, ok := names.ParseContainerDir(c)
-		if !ok {
-			if !contains(p.Other, crel) {
-				p.Other = append(p.Other, crel)
-			}
-			continue
-		}
-		var cchanged time.Time
-		if inv.opts.Live == nil || !inv.opts.Live("", id) {
-			cchanged, err = changedAt(h.Mountpoint + crel)
-			if errors.Is(err, fs.ErrNotExist) {
+		ct := p.container(c.name)
+		if ct == nil {
+			crel := join(rel, c.name)
+			id, kind, ok := names.ParseContainerDir(crel[len(rel)+1:])
+			if !ok {
+				if !contains(p.Other, crel) {
+					p.Other = append(p.Other, crel)
+				}
 				continue
 			}
-			if err != nil {
-				return err
+			ct = &Container{ID: id, Kind: kind, Path: crel}
+		}
+		var cchanged time.Time
+		if inv.opts.Live == nil || !inv.opts.Live("", ct.ID) {
+			if c.statted {
+				cchanged = c.changed
+			} else {
+				cst, err := lstat(h.Mountpoint + ct.Path)
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				cchanged = cst.changed
 			}
 		}
-		ct := p.container(crel, id, kind)
-		ct.In = append(ct.In, h.Name)
+		if ct.in == 0 {
+			p.Containers = append(p.Containers, ct)
+		}
+		ct.in |= 1 << hi
 		if cchanged.After(ct.Changed) {
 			ct.Changed = cchanged
 		}
@@ -242,15 +323,69 @@ func (inv *Inventory) addPod(pods map[string]*Pod, h hierarchy.Hierarchy, qos na
 	return nil
 }
 
-func (p *Pod) container(path, id string, kind names.ContainerKind) *Container {
+// child is a subdirectory of a pod directory, with its times when they
+// were read on the way.
+type child struct {
+	name    string
+	changed time.Time
+	statted bool
+}
+
+// knownChildren lists the subdirectories of the pod's directory dir in
+// another hierarchy than the first it was met in, whose link count is
+// nlink. When the subdirectories already seen that exist in dir are as
+// many as nlink reports, they are all of them (see cgfs.ReadTreeKnown),
+// and their stats give their times: no listing of dir's dozens of control
+// files. Otherwise dir is listed.
+func (p *Pod) knownChildren(dir string, nlink uint64) ([]child, error) {
+	want := int(nlink) - 2
+	if want == 0 {
+		return nil, nil
+	}
+	known := len(p.Containers) + len(p.Other)
+	if want > 0 && known >= want {
+		out := make([]child, 0, known)
+		add := func(name string) bool {
+			st, err := lstat(dir + "/" + name)
+			switch {
+			case err == nil && st.dir:
+				out = append(out, child{name: name, changed: st.changed, statted: true})
+			case errors.Is(err, fs.ErrNotExist):
+			default:
+				return false // not a directory, or unreadable: list dir
+			}
+			return true
+		}
+		ok := true
+		for _, c := range p.Containers {
+			ok = ok && add(c.Base())
+		}
+		for _, o := range p.Other {
+			ok = ok && add(filepath.Base(o))
+		}
+		if ok && len(out) == want {
+			return out, nil
+		}
+	}
+	names, err := readDirs(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]child, len(names))
+	for i, n := range names {
+		out[i].name = n
+	}
+	return out, nil
+}
+
+// container returns the pod's container cgroup named base, or nil.
+func (p *Pod) container(base string) *Container {
 	for _, c := range p.Containers {
-		if c.Path == path {
+		if len(c.Path) == len(p.Path)+1+len(base) && c.Path[len(p.Path)+1:] == base {
 			return c
 		}
 	}
-	c := &Container{ID: id, Kind: kind, Path: path, In: make([]string, 0, 4)}
-	p.Containers = append(p.Containers, c)
-	return c
+	return nil
 }
 
 func (inv *Inventory) skip(rel, why string) {
@@ -276,17 +411,25 @@ func readDirs(dir string, links ...*[]string) ([]string, error) {
 	return e.Dirs, nil
 }
 
-func changedAt(dir string) (time.Time, error) {
+// stat is what the inventory reads of a directory's inode.
+type stat struct {
+	// changed is the later of ctime and mtime.
+	changed time.Time
+	nlink   uint64
+	dir     bool
+}
+
+func lstat(dir string) (stat, error) {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(dir, &st); err != nil {
-		return time.Time{}, &fs.PathError{Op: "stat", Path: dir, Err: err}
+		return stat{}, &fs.PathError{Op: "stat", Path: dir, Err: err}
 	}
 	c := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
 	m := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
 	if m.After(c) {
-		return m, nil
+		c = m
 	}
-	return c, nil
+	return stat{changed: c, nlink: uint64(st.Nlink), dir: st.Mode&syscall.S_IFMT == syscall.S_IFDIR}, nil
 }
 
 // checkInside refuses a pod root that resolves outside its hierarchy (a

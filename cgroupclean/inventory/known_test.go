@@ -1,0 +1,103 @@
+package inventory
+
+import (
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+	"github.com/cgroupclean/cgroupclean/internal/testbed"
+)
+
+// On real cgroupfs, without a cache: a pod's children in the hierarchies
+// after the first are taken from the names already seen when they account
+// for the link count. Whatever differs between hierarchies, the inventory
+// must equal a full listing of every hierarchy.
+func TestKnownChildrenMatchListing(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "known")
+	if len(r.Hierarchies) < 2 {
+		t.Skip("needs two hierarchies")
+	}
+	first, last := r.Hierarchies[0], r.Hierarchies[len(r.Hierarchies)-1]
+	ctr := func(n string) string { return strings.Repeat(n, 64) }
+	uid := "3f1c2b7a-9d41-4e0b-8c2e-5a6b7c8d9e0f"
+	pod := func(i int) string { return "kubepods/burstable/pod" + uid[:len(uid)-1] + string(rune('0'+i)) }
+	layouts := []struct {
+		name  string
+		every []string // in every hierarchy
+		first []string // in the first only
+		last  []string // in the last only
+	}{
+		{"same everywhere", []string{ctr("a"), ctr("b")}, nil, nil},
+		{"one leaked in the last only", []string{ctr("a")}, nil, []string{ctr("c")}},
+		{"one in the first only", []string{ctr("a")}, []string{ctr("d")}, nil},
+		{"replaced in the last (same count)", nil, []string{ctr("e")}, []string{ctr("f")}},
+		{"unknown name in the last", []string{ctr("a")}, nil, []string{"extra"}},
+		{"none", nil, nil, nil},
+	}
+	for i, l := range layouts {
+		if err := r.Mkdir(pod(i)); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range l.every {
+			if err := r.Mkdir(pod(i) + "/" + c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range l.first {
+			if err := r.MkdirIn(first, pod(i)+"/"+c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range l.last {
+			if err := r.MkdirIn(last, pod(i)+"/"+c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inv, err := Read(r.Hierarchies, r.Rel("kubepods"), names.Cgroupfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Pods) != len(layouts) {
+		t.Fatalf("%d pods, want %d", len(inv.Pods), len(layouts))
+	}
+	for _, p := range inv.Pods {
+		// The truth: every hierarchy listed.
+		want := map[string][]string{}
+		for _, h := range r.Hierarchies {
+			ents, err := os.ReadDir(h.Path(p.Path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				if e.IsDir() {
+					want[e.Name()] = append(want[e.Name()], h.Name)
+				}
+			}
+		}
+		got := map[string][]string{}
+		for _, c := range p.Containers {
+			got[c.Base()] = c.In
+		}
+		for _, o := range p.Other {
+			got[o[strings.LastIndexByte(o, '/')+1:]] = []string{"(other)"}
+		}
+		var g, w []string
+		for n, in := range got {
+			if in[0] == "(other)" {
+				in = want[n] // Other does not say where
+			}
+			g = append(g, n+":"+strings.Join(in, ","))
+		}
+		for n, in := range want {
+			w = append(w, n+":"+strings.Join(in, ","))
+		}
+		sort.Strings(g)
+		sort.Strings(w)
+		if strings.Join(g, " ") != strings.Join(w, " ") {
+			t.Errorf("%s:\n got %v\nwant %v", p.Path, g, w)
+		}
+	}
+}
