@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
@@ -100,7 +99,7 @@ func Pids(hs []hierarchy.Hierarchy, path string) ([]int, error) {
 // v2Populated reads "populated" from cgroup.events: 1 when any process is
 // in the subtree. It saves reading every child of an empty cgroup.
 func v2Populated(dir string) (bool, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+	data, err := cgfs.ReadSmall(dir + "/cgroup.events")
 	if err != nil {
 		return false, err
 	}

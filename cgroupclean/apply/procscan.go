@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 )
 
@@ -133,7 +134,7 @@ func isPID(s string) bool {
 var errNoSuchProcess = errors.New("no such process")
 
 func readSmallFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := cgfs.ReadSmall(path)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil, errNoSuchProcess
 	}

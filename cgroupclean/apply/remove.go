@@ -33,10 +33,16 @@ type BeforeRemove func(h hierarchy.Hierarchy, dir string)
 // failure, so a cgroup leaked in one hierarchy does not block the others,
 // and reports every outcome. A directory created since the trees were read
 // makes its parent's rmdir fail with EBUSY: kept and reported.
+//
+// The hierarchies are removed last to first (results stay in their
+// order): the engine reads the next cgroup's trees first to last while
+// this runs, and the two then seldom meet in one hierarchy, whose kernfs
+// and cgroup locks they would contend for.
 func Remove(t Trees, before BeforeRemove) ([]HierarchyResult, error) {
-	var results []HierarchyResult
+	results := make([]HierarchyResult, len(t.ByHierarchy))
 	var errs []error
-	for _, ht := range t.ByHierarchy {
+	for i := len(t.ByHierarchy) - 1; i >= 0; i-- {
+		ht := t.ByHierarchy[i]
 		res := HierarchyResult{Hierarchy: ht.Hierarchy.Name, Absent: len(ht.Dirs) == 0}
 		if len(ht.Dirs) > 0 && before != nil {
 			before(ht.Hierarchy, ht.Dirs[len(ht.Dirs)-1])
@@ -51,7 +57,7 @@ func Remove(t Trees, before BeforeRemove) ([]HierarchyResult, error) {
 		if res.Err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", ht.Hierarchy.Name, res.Err))
 		}
-		results = append(results, res)
+		results[i] = res
 	}
 	return results, errors.Join(errs...)
 }

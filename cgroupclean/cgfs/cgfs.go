@@ -33,6 +33,11 @@ func SubDirs(dir string) (Entries, error) {
 		return Entries{}, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(fd)
+	return subDirsFd(fd, dir)
+}
+
+// subDirsFd lists the open directory fd (named dir in errors).
+func subDirsFd(fd int, dir string) (Entries, error) {
 	var out Entries
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
@@ -111,18 +116,30 @@ func ReadTree(dir string, procs bool) (Tree, error) {
 // one new, one unknown) dir is listed as ReadTree does. Symlinks do not
 // count in a link count: cgroupfs cannot hold one (kernfs has no symlink
 // operation), and rmdir never follows one.
+//
+// Everything below dir is reached relative to an open directory: each
+// component of a cgroupfs path looked up takes its hierarchy's kernfs
+// lock, which a concurrent rmdir contends for.
 func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
-	var t Tree
-	var st unix.Stat_t
-	if err := lstatDir(dir, &st); err != nil {
-		return Tree{}, err
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		if err == unix.ENOTDIR || err == unix.ELOOP {
+			return Tree{}, fmt.Errorf("%s is not a directory: not a cgroup tree", dir)
+		}
+		return Tree{}, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Tree{}, &fs.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	var t Tree
 	if len(known) > 0 && st.Nlink > 2 {
 		want := int(st.Nlink) - 2
 		kids := make([]unix.Stat_t, len(known))
 		found := 0
 		for i, k := range known {
-			err := unix.Lstat(dir+"/"+k, &kids[i])
+			err := fstatat(fd, k, &kids[i])
 			switch {
 			case err == nil && kids[i].Mode&unix.S_IFMT == unix.S_IFDIR:
 				found++
@@ -138,66 +155,80 @@ func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
 		if found == want {
 			for i, k := range known {
 				if kids[i].Mode != 0 {
-					if err := walk(dir+"/"+k, &kids[i], procs, &t); err != nil {
+					if err := t.walkChild(fd, dir, k, &kids[i], procs); err != nil {
 						return Tree{}, err
 					}
 				}
 			}
-			if err := t.add(dir, procs); err != nil {
+			if err := t.add(fd, dir, procs); err != nil {
 				return Tree{}, err
 			}
 			return t, nil
 		}
 	}
-	if err := walk(dir, &st, procs, &t); err != nil {
+	if err := t.walk(fd, dir, &st, procs); err != nil {
 		return Tree{}, err
 	}
 	return t, nil
 }
 
-func lstatDir(dir string, st *unix.Stat_t) error {
-	if err := unix.Lstat(dir, st); err != nil {
-		return &fs.PathError{Op: "lstat", Path: dir, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return fmt.Errorf("%s is not a directory: not a cgroup tree", dir)
-	}
-	return nil
-}
-
-// walk adds dir's subtree to t; st is dir's lstat, or nil to take it.
-func walk(dir string, st *unix.Stat_t, procs bool, t *Tree) error {
-	if st == nil {
-		st = new(unix.Stat_t)
-		if err := lstatDir(dir, st); err != nil {
-			return err
-		}
-	}
-	var e Entries
+// walk adds the open directory fd (path dir, stat st) and its subtree.
+func (t *Tree) walk(fd int, dir string, st *unix.Stat_t, procs bool) error {
 	// A directory's link count is 2 plus its subdirectories (kernfs keeps
 	// it so): most cgroups in a pod are leaves, and a stat tells that
 	// without reading their dozens of control files.
 	if st.Nlink != 2 {
-		var err error
-		if e, err = SubDirs(dir); err != nil {
+		e, err := subDirsFd(fd, dir)
+		if err != nil {
 			return err
 		}
-	}
-	if len(e.Links) > 0 {
-		return fmt.Errorf("%s holds a symlink (%s): not a cgroup tree", dir, e.Links[0])
-	}
-	for _, c := range e.Dirs {
-		if err := walk(filepath.Join(dir, c), nil, procs, t); err != nil {
-			return err
+		if len(e.Links) > 0 {
+			return fmt.Errorf("%s holds a symlink (%s): not a cgroup tree", dir, e.Links[0])
+		}
+		for _, c := range e.Dirs {
+			var cst unix.Stat_t
+			if err := fstatat(fd, c, &cst); err != nil {
+				return &fs.PathError{Op: "lstat", Path: dir + "/" + c, Err: err}
+			}
+			if cst.Mode&unix.S_IFMT != unix.S_IFDIR {
+				return fmt.Errorf("%s/%s is not a directory: not a cgroup tree", dir, c)
+			}
+			if err := t.walkChild(fd, dir, c, &cst, procs); err != nil {
+				return err
+			}
 		}
 	}
-	return t.add(dir, procs)
+	return t.add(fd, dir, procs)
 }
 
-// add records dir (after its subdirectories) and its processes.
-func (t *Tree) add(dir string, procs bool) error {
+// walkChild adds subdirectory name of the open directory parent (path
+// dir), whose stat is st. A leaf needs no descriptor of its own.
+func (t *Tree) walkChild(parent int, dir, name string, st *unix.Stat_t, procs bool) error {
+	path := dir + "/" + name
+	if st.Nlink == 2 {
+		if procs {
+			pids, err := readPidsAt(parent, name+"/", path)
+			if err != nil {
+				return err
+			}
+			t.Pids = append(t.Pids, pids...)
+		}
+		t.Dirs = append(t.Dirs, path)
+		return nil
+	}
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	return t.walk(fd, path, st, procs)
+}
+
+// add records the open directory fd (path dir), after its subdirectories,
+// and its processes.
+func (t *Tree) add(fd int, dir string, procs bool) error {
 	if procs {
-		pids, err := ReadPids(dir)
+		pids, err := readPidsAt(fd, "", dir)
 		if err != nil {
 			return err
 		}
@@ -207,14 +238,32 @@ func (t *Tree) add(dir string, procs bool) error {
 	return nil
 }
 
+func fstatat(dirfd int, name string, st *unix.Stat_t) error {
+	for {
+		err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // ReadPids reads dir/cgroup.procs (cgroup.threads for a threaded v2
 // cgroup, whose cgroup.procs read fails with ENOTSUP).
 func ReadPids(dir string) ([]int, error) {
-	data, err := readSmall(dir + "/cgroup.procs")
+	return readPidsAt(unix.AT_FDCWD, dir+"/", dir)
+}
+
+// readPidsAt reads prefix+"cgroup.procs" relative to dirfd; dir names the
+// cgroup in errors.
+func readPidsAt(dirfd int, prefix, dir string) ([]int, error) {
+	data, err := readSmallAt(dirfd, prefix+"cgroup.procs")
 	if errors.Is(err, unix.ENOTSUP) {
-		data, err = readSmall(dir + "/cgroup.threads")
+		data, err = readSmallAt(dirfd, prefix+"cgroup.threads")
 	}
 	if err != nil {
+		if pe, ok := err.(*fs.PathError); ok {
+			pe.Path = dir + "/" + filepath.Base(pe.Path)
+		}
 		return nil, err
 	}
 	var pids []int
@@ -237,11 +286,15 @@ func ReadPids(dir string) ([]int, error) {
 	return pids, nil
 }
 
-// readSmall reads a cgroupfs file with plain open/read/close: os.Open
+// ReadSmall reads a cgroupfs file with plain open/read/close: os.Open
 // would also register the (pollable) kernfs file with the Go netpoller and
 // stat it, which cost more than the read itself.
-func readSmall(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+func ReadSmall(path string) ([]byte, error) {
+	return readSmallAt(unix.AT_FDCWD, path)
+}
+
+func readSmallAt(dirfd int, path string) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}

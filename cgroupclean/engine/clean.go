@@ -43,6 +43,12 @@ type Result struct {
 // always finished, even when ctx is cancelled between checks and rmdir:
 // ctx is only checked before a removal starts, so no pod is left half
 // removed by a shutdown.
+//
+// The final checks of the next removal run while the current one's
+// directories are removed: rmdir mostly waits on the kernel, and the
+// checks (reading cgroup.procs in every directory) cost as much again.
+// They run at most one removal ahead, and checks older than MaxCheckAge
+// when their removal starts (a slow unit stop before them) are redone.
 func (e *Engine) Apply(ctx context.Context, s *Scan, dryRun bool) []Result {
 	var results []Result
 	add := func(r Result) {
@@ -52,42 +58,105 @@ func (e *Engine) Apply(ctx context.Context, s *Scan, dryRun bool) []Result {
 		}
 	}
 	removals := decide.Removals(s.Plan)
+	if dryRun {
+		for _, it := range removals {
+			add(Result{Item: it, Outcome: WouldRemove})
+		}
+		return results
+	}
+	refuseRest := func(rest []decide.Item, detail string) {
+		for _, it := range rest {
+			add(Result{Item: it, Outcome: Refused, Reason: decide.RuntimeUnreachableNow, Detail: detail})
+		}
+	}
+	next, stop := e.checkAhead(ctx, s, removals)
+	defer stop()
 	for i, it := range removals {
 		if ctx.Err() != nil {
-			for _, rest := range removals[i:] {
-				add(Result{Item: rest, Outcome: Refused, Reason: decide.RuntimeUnreachableNow, Detail: "pass stopped: " + ctx.Err().Error()})
-			}
+			refuseRest(removals[i:], "pass stopped: "+ctx.Err().Error())
 			break
 		}
-		if dryRun {
-			add(Result{Item: it, Outcome: WouldRemove})
-			continue
+		c, ok := next()
+		if !ok { // the checker saw ctx cancelled
+			refuseRest(removals[i:], "pass stopped: "+context.Cause(ctx).Error())
+			break
 		}
-		r := e.removeOne(ctx, s, it)
-		add(r)
+		if time.Since(c.at) > MaxCheckAge {
+			c = e.check(ctx, s, it)
+		}
+		r := c.refused
+		if r == nil {
+			r = e.remove(ctx, s, c)
+		}
+		add(*r)
 		if r.Reason == decide.RuntimeUnreachableNow {
-			for _, rest := range removals[i+1:] {
-				add(Result{Item: rest, Outcome: Refused, Reason: decide.RuntimeUnreachableNow, Detail: r.Detail})
-			}
+			refuseRest(removals[i+1:], r.Detail)
 			break
 		}
 	}
 	return results
 }
 
-func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result {
-	start := time.Now()
-	r := Result{Item: it}
-	refuse := func(reason decide.Reason, detail string) Result {
-		r.Outcome, r.Reason, r.Detail, r.Took = Refused, reason, detail, time.Since(start)
-		return r
-	}
-	fail := func(reason decide.Reason, err error) Result {
-		r.Outcome, r.Reason, r.Detail, r.Took = Failed, reason, err.Error(), time.Since(start)
-		return r
-	}
+// MaxCheckAge is how old the final checks of a removal may be when the
+// removal starts.
+const MaxCheckAge = 50 * time.Millisecond
 
-	// Final checks, as close to the rmdir as they can be.
+// checked is one removal after its final checks: refused, or with the
+// trees to remove.
+type checked struct {
+	it      decide.Item
+	start   time.Time // checks began
+	at      time.Time // checks ended
+	trees   apply.Trees
+	refused *Result
+}
+
+// checkAhead checks the removals in order in a goroutine, one ahead of
+// the caller: next returns the next one's checks (false once ctx is
+// cancelled or after a refusal for an unreachable runtime, when the
+// checker stops). stop ends the goroutine and waits for it.
+func (e *Engine) checkAhead(ctx context.Context, s *Scan, removals []decide.Item) (next func() (checked, bool), stop func()) {
+	out := make(chan checked) // unbuffered: at most one check ahead
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for _, it := range removals {
+			if ctx.Err() != nil {
+				return
+			}
+			c := e.check(ctx, s, it)
+			select {
+			case out <- c:
+			case <-quit:
+				return
+			}
+			if c.refused != nil && c.refused.Reason == decide.RuntimeUnreachableNow {
+				return
+			}
+		}
+	}()
+	next = func() (checked, bool) {
+		c, ok := <-out
+		return c, ok
+	}
+	stop = func() {
+		close(quit)
+		<-done
+	}
+	return next, stop
+}
+
+// check runs the final checks of one removal, as close to its rmdir as
+// they can be: the runtime, kubelet, and the processes in its trees.
+func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item) checked {
+	c := checked{it: it, start: time.Now()}
+	refuse := func(reason decide.Reason, detail string) checked {
+		c.at = time.Now()
+		c.refused = &Result{Item: it, Outcome: Refused, Reason: reason, Detail: detail, Took: c.at.Sub(c.start)}
+		return c
+	}
 	snap, err := e.snapshot(ctx)
 	if err != nil {
 		return refuse(decide.RuntimeUnreachableNow, err.Error())
@@ -113,10 +182,27 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 	if trees.Absent() {
 		return refuse(decide.GoneSinceScan, "no hierarchy has it any more")
 	}
-	if pids := trees.Pids; len(pids) > 0 {
-		if it.Action != decide.KillRemove {
-			return refuse(decide.ProcessesAppeared, fmt.Sprintf("%d processes: %v", len(pids), pids))
-		}
+	if pids := trees.Pids; len(pids) > 0 && it.Action != decide.KillRemove {
+		return refuse(decide.ProcessesAppeared, fmt.Sprintf("%d processes: %v", len(pids), pids))
+	}
+	c.trees, c.at = trees, time.Now()
+	return c
+}
+
+// remove carries out one checked removal: kill (opt-in), stop the unit,
+// rmdir leaf-first in every hierarchy.
+func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
+	it, trees := c.it, c.trees
+	r := &Result{Item: it}
+	refuse := func(reason decide.Reason, detail string) *Result {
+		r.Outcome, r.Reason, r.Detail, r.Took = Refused, reason, detail, time.Since(c.start)
+		return r
+	}
+	fail := func(reason decide.Reason, err error) *Result {
+		r.Outcome, r.Reason, r.Detail, r.Took = Failed, reason, err.Error(), time.Since(c.start)
+		return r
+	}
+	if len(trees.Pids) > 0 {
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		kr, err := apply.KillAll(kctx, s.Hierarchies, it.Path)
 		cancel()
@@ -124,8 +210,9 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 		if err != nil {
 			return fail(decide.KillFailed, err)
 		}
-		if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
-			return fail(decide.RemoveFailed, err)
+		var rerr error
+		if trees, rerr = apply.ReadTrees(s.Hierarchies, it.Path); rerr != nil {
+			return fail(decide.RemoveFailed, rerr)
 		}
 	}
 
@@ -169,7 +256,7 @@ func (e *Engine) removeOne(ctx context.Context, s *Scan, it decide.Item) Result 
 		}
 		return fail(decide.RemoveFailed, err)
 	}
-	r.Outcome, r.Took = Removed, time.Since(start)
+	r.Outcome, r.Took = Removed, time.Since(c.start)
 	return r
 }
 
