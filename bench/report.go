@@ -99,7 +99,7 @@ func (r *Results) Write(w io.Writer) error {
 	p("\n## Decision step alone at 100,000 pods\n\n")
 	writeGoBench(p, r.Decide, "BenchmarkDecide100k (cgroupclean/decide): 100,000 pods with two containers each, half live, no file or socket touched.")
 	p("\n## Peak RSS of one pass\n\n")
-	p("One `engine.Scan` (min_age 0, recorded CRI answer) in a separate process, `bench/cmd/benchpass` (a small program that links the engine, the CRI client and logrus as the daemon does), against the tree of each size; peak RSS is the child's own VmHWM (/proc/self/status) after the pass. (Not ru_maxrss from wait4: Go starts children with vfork, and exec then records the parent's high-water mark as the child's maxrss, which here is the harness's.) Target: under 30 MiB at 10,000 pods.\n\n")
+	p("One `engine.Scan` (min_age 0, recorded CRI answer) in a separate process, `bench/cmd/benchpass` (a small program that links the engine, the CRI client and logrus as the daemon does, built as `make build` builds the daemon: CGO_ENABLED=0, -trimpath, PIE; GC tuned as the daemon tunes it), against the tree of each size; peak RSS is the child's own VmHWM (/proc/self/status) after the pass. (Not ru_maxrss from wait4: Go starts children with vfork, and exec then records the parent's high-water mark as the child's maxrss, which here is the harness's.) Target: under 30 MiB at 10,000 pods.\n\n")
 	p("| pods | peak RSS | target <30 MiB | the child's pass took |\n|---|---|---|---|\n")
 	for _, s := range r.Sizes {
 		st := s.RSS.Stats()

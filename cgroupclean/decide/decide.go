@@ -7,6 +7,7 @@
 package decide
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -16,35 +17,84 @@ import (
 )
 
 // State is what the sources of truth say about a cgroup.
-type State string
+type State uint8
 
 // States.
 const (
-	Live   State = "live"
-	Orphan State = "orphan"
+	Live State = iota + 1
+	Orphan
 )
 
 // Action is what the plan does with a cgroup.
-type Action string
+type Action uint8
 
 // Actions.
 const (
-	Keep Action = "keep"
+	Keep Action = iota + 1
 	// Remove removes the cgroup in every hierarchy (after stopping its
 	// systemd unit when it has one).
-	Remove Action = "remove"
+	Remove
 	// KillRemove first kills the processes inside (opt-in).
-	KillRemove Action = "kill-and-remove"
+	KillRemove
 )
 
 // Kind is what an item is.
-type Kind string
+type Kind uint8
 
 // Kinds.
 const (
-	PodKind       Kind = "pod"
-	ContainerKind Kind = "container"
+	PodKind Kind = iota + 1
+	ContainerKind
 )
+
+// State, Action and Kind are bytes, not strings (a plan holds three items
+// per pod), and read and write as their names.
+var (
+	stateNames  = []string{"", "live", "orphan"}
+	actionNames = []string{"", "keep", "remove", "kill-and-remove"}
+	kindNames   = []string{"", "pod", "container"}
+)
+
+func (s State) String() string  { return enumName(stateNames, int(s)) }
+func (a Action) String() string { return enumName(actionNames, int(a)) }
+func (k Kind) String() string   { return enumName(kindNames, int(k)) }
+
+// MarshalText writes the state's name.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalText writes the action's name.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// MarshalText writes the kind's name.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a state's name.
+func (s *State) UnmarshalText(b []byte) error { return enumParse(stateNames, "state", b, (*uint8)(s)) }
+
+// UnmarshalText reads an action's name.
+func (a *Action) UnmarshalText(b []byte) error {
+	return enumParse(actionNames, "action", b, (*uint8)(a))
+}
+
+// UnmarshalText reads a kind's name.
+func (k *Kind) UnmarshalText(b []byte) error { return enumParse(kindNames, "kind", b, (*uint8)(k)) }
+
+func enumName(names []string, i int) string {
+	if i < len(names) {
+		return names[i]
+	}
+	return fmt.Sprintf("unknown(%d)", i)
+}
+
+func enumParse(names []string, what string, b []byte, v *uint8) error {
+	for i, n := range names {
+		if n == string(b) {
+			*v = uint8(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown %s %q", what, b)
+}
 
 // Policy is the configured safety gates.
 type Policy struct {
@@ -66,8 +116,10 @@ type Procs struct {
 
 // Input is everything the decision looks at.
 type Input struct {
-	Inventory   *inventory.Inventory
-	Snapshot    live.Snapshot
+	Inventory *inventory.Inventory
+	Snapshot  live.Snapshot
+	// Index is Snapshot indexed; nil: built from Snapshot.
+	Index       *live.Index
 	RuntimeErr  error
 	KubeletPods map[string]bool
 	KubeletErr  error
@@ -84,18 +136,21 @@ type Input struct {
 // Item is the verdict on one pod or container cgroup.
 type Item struct {
 	Kind        Kind          `json:"kind"`
+	State       State         `json:"state"`
+	Action      Action        `json:"action"`
 	PodUID      string        `json:"pod_uid"`
 	ContainerID string        `json:"container_id,omitempty"`
 	QoS         names.QoS     `json:"qos,omitempty"`
 	Path        string        `json:"path"`
 	Hierarchies []string      `json:"hierarchies"`
 	Age         time.Duration `json:"age_ns"`
-	State       State         `json:"state"`
-	Action      Action        `json:"action"`
 	Reason      Reason        `json:"reason,omitempty"`
 	Processes   int           `json:"processes,omitempty"`
 	// Unit is set when the cgroup directory is a systemd unit's.
 	Unit string `json:"unit,omitempty"`
+	// LiveContainers counts the pod's container cgroups the runtime lists
+	// that the inventory only counted (see inventory.Pod.LiveContainers).
+	LiveContainers int `json:"live_containers,omitempty"`
 	// Children are the container cgroups inside a pod cgroup.
 	Children []Item `json:"containers,omitempty"`
 }
@@ -130,20 +185,14 @@ func Decide(in Input, pol Policy) Plan {
 	if in.RuntimeErr != nil {
 		plan.RuntimeError = in.RuntimeErr.Error()
 	}
-	liveUIDs := make(map[string]bool, len(in.Snapshot.Sandboxes))
-	liveIDs := make(map[string]bool, 2*len(in.Snapshot.Sandboxes)+len(in.Snapshot.Containers))
-	for _, s := range in.Snapshot.Sandboxes {
-		liveUIDs[s.PodUID] = true
-		liveIDs[s.ID] = true
-	}
-	for _, c := range in.Snapshot.Containers {
-		liveIDs[c.ID] = true
-		liveIDs[c.SandboxID] = true
+	idx := in.Index
+	if idx == nil {
+		idx = live.NewIndex(in.Snapshot)
 	}
 	if in.Inventory != nil {
 		plan.Items = make([]Item, 0, len(in.Inventory.Pods))
 		for _, p := range in.Inventory.Pods {
-			plan.Items = append(plan.Items, decidePod(in, pol, p, liveUIDs, liveIDs))
+			plan.Items = append(plan.Items, decidePod(in, pol, p, idx))
 		}
 	}
 	plan.passGates(in, pol)
@@ -151,22 +200,22 @@ func Decide(in Input, pol Policy) Plan {
 	return plan
 }
 
-func decidePod(in Input, pol Policy, p *inventory.Pod, liveUIDs, liveIDs map[string]bool) Item {
-	it := Item{Kind: PodKind, PodUID: p.UID, QoS: p.QoS, Path: p.Path, Hierarchies: p.In, Age: age(in.Now, p.Changed), Action: Keep}
+func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
+	it := Item{Kind: PodKind, PodUID: p.UID, QoS: p.QoS, Path: p.Path, Hierarchies: p.In, Age: age(in.Now, p.Changed), Action: Keep, LiveContainers: p.LiveContainers}
 	if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(p.Base()) {
 		it.Unit = p.Base()
 	}
-	podLive := liveUIDs[p.UID]
+	podLive := idx.PodListed(p.UID)
 	if len(p.Containers) > 0 {
 		it.Children = make([]Item, 0, len(p.Containers))
 	}
-	anyListed := false
+	anyListed := p.LiveContainers > 0
 	for _, c := range p.Containers {
 		ci := Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed), Action: Keep}
 		if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(c.Base()) {
 			ci.Unit = c.Base()
 		}
-		if liveIDs[c.ID] {
+		if idx.IDListed(c.ID) {
 			ci.State, ci.Reason = Live, LiveContainer
 			anyListed = true
 		} else {

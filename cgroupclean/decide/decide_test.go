@@ -87,6 +87,8 @@ func TestDecidePodGates(t *testing.T) {
 					in.Snapshot.Containers = append(in.Snapshot.Containers, live.Container{ID: id(7), SandboxID: id(1001)})
 				}, want{Orphan, Keep, RuntimeListsContainer}},
 				{"sandbox id dir still listed", pod(d, q, 2, old, id(1001)), nil, want{Orphan, Keep, RuntimeListsContainer}},
+				// The inventory only counts the containers the runtime lists.
+				{"listed container counted", func() *inventory.Pod { p := pod(d, q, 2, old, id(7)); p.LiveContainers = 1; return p }(), nil, want{Orphan, Keep, RuntimeListsContainer}},
 				{"too young", pod(d, q, 2, 5*time.Minute), nil, want{Orphan, Keep, TooYoung}},
 				{"min age boundary", pod(d, q, 2, 10*time.Minute), nil, want{Orphan, Remove, ""}},
 				{"awaiting confirmation", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.Sightings = map[string]int{} }, want{Orphan, Keep, AwaitingConfirmation}},

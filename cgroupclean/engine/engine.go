@@ -148,7 +148,11 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	if rtErr == nil && snap.CgroupDriver != "" && e.Config.Cgroup.Driver == "auto" && snap.CgroupDriver != string(driver) {
 		e.log().WithField("runtime_driver", snap.CgroupDriver).Warnf("the runtime reports cgroup driver %s but the pod root %s is named for %s; using %s names", snap.CgroupDriver, podRoot, driver, driver)
 	}
-	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Live: liveFilter(snap, rtErr), Cache: e.DirCache})
+	var idx *live.Index
+	if rtErr == nil {
+		idx = live.NewIndex(snap)
+	}
+	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Live: liveFilter(idx), Cache: e.DirCache})
 	if errors.Is(err, inventory.ErrNoPodRoot) {
 		s.NoPodRoot = true
 		s.Plan = decide.Decide(decide.Input{Now: e.now()}, Policy(e.Config))
@@ -159,7 +163,7 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	}
 	s.Inventory = inv
 	kubelet, kErr := live.KubeletPods(e.Config.Cgroup.KubeletRoot)
-	in := decide.Input{Inventory: inv, Snapshot: snap, RuntimeErr: rtErr, KubeletPods: kubelet, KubeletErr: kErr, Sightings: sightings, Now: e.now()}
+	in := decide.Input{Inventory: inv, Snapshot: snap, Index: idx, RuntimeErr: rtErr, KubeletPods: kubelet, KubeletErr: kErr, Sightings: sightings, Now: e.now()}
 	pol := Policy(e.Config)
 	// Count processes only where every earlier gate passed.
 	if cands := decide.Candidates(decide.Decide(in, pol)); len(cands) > 0 {
@@ -188,25 +192,17 @@ func (e *Engine) snapshot(ctx context.Context) (live.Snapshot, error) {
 }
 
 // liveFilter tells the inventory which cgroups the runtime lists, so it
-// skips reading their times. Without an answer from the runtime it is nil:
-// every time is read.
-func liveFilter(snap live.Snapshot, rtErr error) func(podUID, containerID string) bool {
-	if rtErr != nil {
+// skips reading their times and only counts live containers. Without an
+// answer from the runtime it is nil: everything is read and kept.
+func liveFilter(idx *live.Index) func(podUID, containerID string) bool {
+	if idx == nil {
 		return nil
-	}
-	uids := make(map[string]bool, len(snap.Sandboxes))
-	ids := make(map[string]bool, len(snap.Sandboxes)+len(snap.Containers))
-	for _, s := range snap.Sandboxes {
-		uids[s.PodUID], ids[s.ID] = true, true
-	}
-	for _, c := range snap.Containers {
-		ids[c.ID] = true
 	}
 	return func(podUID, containerID string) bool {
 		if containerID != "" {
-			return ids[containerID]
+			return idx.IDListed(containerID)
 		}
-		return uids[podUID]
+		return idx.PodListed(podUID)
 	}
 }
 

@@ -137,7 +137,7 @@ func SummaryLine(s *Scan, results []Result) string {
 
 func itemFields(it decide.Item, pass uint64, dryRun bool) logrus.Fields {
 	f := logrus.Fields{
-		audit.CgroupPath: it.Path, audit.PodUID: it.PodUID, audit.Kind: string(it.Kind),
+		audit.CgroupPath: it.Path, audit.PodUID: it.PodUID, audit.Kind: it.Kind.String(),
 		audit.Pass: pass, audit.DryRun: dryRun,
 	}
 	if it.ContainerID != "" {

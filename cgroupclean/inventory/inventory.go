@@ -11,12 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+	"golang.org/x/sys/unix"
 )
 
 // Inventory is every pod and container cgroup found under the pod root.
@@ -28,8 +29,6 @@ type Inventory struct {
 	// Skipped are entries under the pod root that are not cgroups we know
 	// (left alone); reported so an operator sees them.
 	Skipped []Skipped
-
-	opts Options
 }
 
 // Skipped is an entry the inventory leaves alone, and why.
@@ -56,6 +55,11 @@ type Pod struct {
 	// hierarchies: a pod cgroup is as young as its last change.
 	Changed    time.Time
 	Containers []*Container
+	// LiveContainers counts the container cgroups inside that the runtime
+	// lists (Options.Live), the most in any one hierarchy: on a healthy
+	// node that is nearly all of them, and nothing is decided about them,
+	// so they are counted, not kept.
+	LiveContainers int
 	// Other counts child cgroups whose names are not containers we know.
 	// They are removed with the pod (they are inside it), never alone.
 	Other []string
@@ -129,19 +133,18 @@ func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opt
 	if len(hs) > maxHierarchies {
 		return nil, fmt.Errorf("%d cgroup hierarchies mounted: at most %d are supported", len(hs), maxHierarchies)
 	}
-	inv := &Inventory{Driver: driver, PodRoot: filepath.Clean("/" + podRoot), Hierarchies: hs, opts: opts}
+	inv := &Inventory{Driver: driver, PodRoot: filepath.Clean("/" + podRoot), Hierarchies: hs}
 	if opts.Cache != nil {
 		opts.Cache.nextPass()
 	}
-	r := reader{inv: inv, pods: map[string]*Pod{}}
+	r := reader{inv: inv, opts: opts, pods: map[string]*Pod{}}
 	found := false
 	for i, h := range hs {
 		root := h.Path(inv.PodRoot)
 		if err := checkInside(h, root); err != nil {
 			return nil, err
 		}
-		var links []string
-		entries, err := readDirs(root, &links)
+		rootfd, err := cgfs.Open(root)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -149,30 +152,10 @@ func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opt
 			return nil, err
 		}
 		found = true
-		for _, l := range links {
-			inv.skip(join(inv.PodRoot, l), NotADir)
-		}
-		for _, e := range entries {
-			rel := join(inv.PodRoot, e)
-			if qos, ok := names.ParseQoSDir(driver, e); ok {
-				var subLinks []string
-				sub, err := readDirs(h.Mountpoint+rel, &subLinks)
-				if err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return nil, err
-				}
-				for _, l := range subLinks {
-					inv.skip(join(rel, l), NotADir)
-				}
-				for _, p := range sub {
-					if err := r.addPod(h, i, qos, rel, p); err != nil {
-						return nil, err
-					}
-				}
-				continue
-			}
-			if err := r.addPod(h, i, names.Guaranteed, inv.PodRoot, e); err != nil {
-				return nil, err
-			}
+		err = r.readRoot(h, i, rootfd, root)
+		unix.Close(rootfd)
+		if err != nil {
+			return nil, err
 		}
 	}
 	if !found {
@@ -205,7 +188,6 @@ func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opt
 	}
 	sort.Slice(inv.Pods, func(i, j int) bool { return inv.Pods[i].Path < inv.Pods[j].Path })
 	sort.Slice(inv.Skipped, func(i, j int) bool { return inv.Skipped[i].Path < inv.Skipped[j].Path })
-	inv.opts = Options{} // its live set is the caller's to keep or drop
 	return inv, nil
 }
 
@@ -219,15 +201,87 @@ const maxHierarchies = 64
 // reader builds an inventory. A pod or container met again in another
 // hierarchy is found by its path without making a string for it: each
 // path is allocated once, when first met, and IDs and UIDs are parts of it.
+// Directories are read relative to open ones (cgfs.At), with no garbage
+// per lookup.
 type reader struct {
 	inv  *Inventory
+	opts Options
 	pods map[string]*Pod
 	key  []byte
+	mem  arena
+	// at looks up and opens; list lists the pod root and QoS dirs, and
+	// podList the pod dirs inside them.
+	at, list, podList cgfs.At
+	kids              []kid
+	listed            int // listed containers in the pod dir being read
 }
 
-// addPod records the pod directory base under the cgroup path parent in
-// hierarchy h (index hi).
-func (r *reader) addPod(h hierarchy.Hierarchy, hi int, qos names.QoS, parent, base string) error {
+type kid struct {
+	name string
+	st   unix.Stat_t
+}
+
+type qosDir struct {
+	name string
+	qos  names.QoS
+}
+
+// readRoot reads the pod root of hierarchy h (index hi), open as rootfd.
+func (r *reader) readRoot(h hierarchy.Hierarchy, hi int, rootfd int, root string) error {
+	inv := r.inv
+	var qosDirs []qosDir
+	err := r.list.Each(rootfd, func(name string, link bool) error {
+		if link {
+			inv.skip(join(inv.PodRoot, name), NotADir)
+			return nil
+		}
+		if qos, ok := names.ParseQoSDir(inv.Driver, name); ok {
+			qosDirs = append(qosDirs, qosDir{strings.Clone(name), qos})
+			return nil
+		}
+		return r.addPod(h, hi, names.Guaranteed, rootfd, inv.PodRoot, name)
+	})
+	if err != nil {
+		return wrapRead(root, err)
+	}
+	for _, q := range qosDirs {
+		rel := join(inv.PodRoot, q.name)
+		fd, err := r.at.OpenAt(rootfd, q.name)
+		if err == unix.ENOENT {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: h.Mountpoint + rel, Err: err}
+		}
+		err = r.list.Each(fd, func(name string, link bool) error {
+			if link {
+				inv.skip(join(rel, name), NotADir)
+				return nil
+			}
+			return r.addPod(h, hi, q.qos, fd, rel, name)
+		})
+		unix.Close(fd)
+		if err != nil {
+			return wrapRead(h.Mountpoint+rel, err)
+		}
+	}
+	return nil
+}
+
+// wrapRead names the directory in an error of listing it; errors of
+// reading what is inside already name their path.
+func wrapRead(dir string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("read %s: %w", dir, err)
+}
+
+// addPod records the pod directory base, an entry of the open directory
+// parentfd (the cgroup path parent), in hierarchy h (index hi). base is
+// only valid during the call.
+func (r *reader) addPod(h hierarchy.Hierarchy, hi int, qos names.QoS, parentfd int, parent, base string) error {
 	inv := r.inv
 	r.key = append(r.key[:0], parent...)
 	if parent != "/" {
@@ -242,140 +296,186 @@ func (r *reader) addPod(h hierarchy.Hierarchy, hi int, qos names.QoS, parent, ba
 			}
 			return nil
 		}
-		rel := join(parent, base)
-		uid, _ := names.ParsePodDir(inv.Driver, qos, rel[len(rel)-len(base):])
-		p = &Pod{UID: uid, QoS: qos, Path: rel}
+		rel := r.mem.join(parent, base)
+		base = rel[len(rel)-len(base):]
+		uid, _ := names.ParsePodDir(inv.Driver, qos, base)
+		if inv.Driver == names.Systemd {
+			uid = r.mem.str(uid) // made from the name, not a part of it
+		}
+		p = r.mem.pod()
+		p.UID, p.QoS, p.Path = uid, qos, rel
 	}
 	rel := p.Path
-	dir := h.Mountpoint + rel
-	podLive := inv.opts.Live != nil && inv.opts.Live(p.UID, "")
+	podLive := r.opts.Live != nil && r.opts.Live(p.UID, "")
 	seen := p.in != 0
-	var st stat
-	if !podLive || (seen && inv.opts.Cache == nil) {
-		var err error
-		if st, err = lstat(dir); errors.Is(err, fs.ErrNotExist) {
+	var st unix.Stat_t
+	if !podLive || (seen && r.opts.Cache == nil) {
+		if err := r.at.Stat(parentfd, &st, base); err == unix.ENOENT {
 			return nil // removed while we looked
 		} else if err != nil {
-			return err
+			return &fs.PathError{Op: "stat", Path: h.Mountpoint + rel, Err: err}
 		}
 	}
 	if !seen {
 		r.pods[rel] = p
 	}
 	p.in |= 1 << hi
-	if !podLive && st.changed.After(p.Changed) {
-		p.Changed = st.changed
+	if c := changedAt(&st); !podLive && c.After(p.Changed) {
+		p.Changed = c
 	}
-	var children []child
-	var err error
-	if seen && inv.opts.Cache == nil {
-		children, err = p.knownChildren(dir, st.nlink)
-	} else {
-		var names []string
-		names, err = inv.opts.Cache.list(dir, rel)
-		children = make([]child, len(names))
-		for i, n := range names {
-			children[i].name = n
+	r.listed = 0
+	done := false
+	if seen && r.opts.Cache == nil {
+		var err error
+		if done, err = r.knownChildren(h, hi, p, parentfd, base, st.Nlink); err != nil {
+			return err
 		}
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, c := range children {
-		ct := p.container(c.name)
-		if ct == nil {
-			crel := join(rel, c.name)
-			id, kind, ok := names.ParseContainerDir(crel[len(rel)+1:])
-			if !ok {
-				if !contains(p.Other, crel) {
-					p.Other = append(p.Other, crel)
-				}
-				continue
+	if !done && r.opts.Cache != nil {
+		children, err := r.opts.Cache.list(h.Mountpoint+rel, rel)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, c := range children {
+			if err := r.addChild(h, hi, p, parentfd, base, c, nil); err != nil {
+				return err
 			}
-			ct = &Container{ID: id, Kind: kind, Path: crel}
 		}
-		var cchanged time.Time
-		if inv.opts.Live == nil || !inv.opts.Live("", ct.ID) {
-			if c.statted {
-				cchanged = c.changed
+	} else if !done {
+		fd, err := r.at.OpenAt(parentfd, base)
+		if err == unix.ENOENT {
+			return nil
+		}
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: h.Mountpoint + rel, Err: err}
+		}
+		err = r.podList.Each(fd, func(name string, link bool) error {
+			if link {
+				return nil // not a cgroup; apply refuses a tree holding one
+			}
+			return r.addChild(h, hi, p, fd, "", name, nil)
+		})
+		unix.Close(fd)
+		if err != nil {
+			return wrapRead(h.Mountpoint+rel, err)
+		}
+	}
+	p.LiveContainers = max(p.LiveContainers, r.listed)
+	return nil
+}
+
+// addChild records subdirectory name of pod p in hierarchy h: name is an
+// entry of the open directory dirfd, below its entry podBase when that is
+// not "". st is its stat if already read. name is only valid during the
+// call.
+func (r *reader) addChild(h hierarchy.Hierarchy, hi int, p *Pod, dirfd int, podBase, name string, st *unix.Stat_t) error {
+	ct := p.container(name)
+	if ct == nil {
+		id, kind, ok := names.ParseContainerDir(name)
+		if !ok {
+			if !p.hasOther(name) {
+				p.Other = append(p.Other, join(p.Path, name))
+			}
+			return nil
+		}
+		if r.opts.Live != nil && r.opts.Live("", id) {
+			r.listed++ // counted, not kept
+			return nil
+		}
+		crel := r.mem.join(p.Path, name)
+		id, _, _ = names.ParseContainerDir(crel[len(crel)-len(name):]) // a part of crel
+		ct = r.mem.container()
+		ct.ID, ct.Kind, ct.Path = id, kind, crel
+	}
+	var changed time.Time
+	if r.opts.Live == nil || !r.opts.Live("", ct.ID) {
+		if st == nil {
+			st = new(unix.Stat_t)
+			var err error
+			if podBase != "" {
+				err = r.at.Stat(dirfd, st, podBase, name)
 			} else {
-				cst, err := lstat(h.Mountpoint + ct.Path)
-				if errors.Is(err, fs.ErrNotExist) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				cchanged = cst.changed
+				err = r.at.Stat(dirfd, st, name)
+			}
+			if err == unix.ENOENT {
+				return nil
+			}
+			if err != nil {
+				return &fs.PathError{Op: "stat", Path: h.Mountpoint + ct.Path, Err: err}
 			}
 		}
-		if ct.in == 0 {
-			p.Containers = append(p.Containers, ct)
-		}
-		ct.in |= 1 << hi
-		if cchanged.After(ct.Changed) {
-			ct.Changed = cchanged
-		}
+		changed = changedAt(st)
+	}
+	if ct.in == 0 {
+		p.Containers = append(p.Containers, ct)
+	}
+	ct.in |= 1 << hi
+	if changed.After(ct.Changed) {
+		ct.Changed = changed
 	}
 	return nil
 }
 
-// child is a subdirectory of a pod directory, with its times when they
-// were read on the way.
-type child struct {
-	name    string
-	changed time.Time
-	statted bool
-}
-
-// knownChildren lists the subdirectories of the pod's directory dir in
-// another hierarchy than the first it was met in, whose link count is
-// nlink. When the subdirectories already seen that exist in dir are as
-// many as nlink reports, they are all of them (see cgfs.ReadTreeKnown),
-// and their stats give their times: no listing of dir's dozens of control
-// files. Otherwise dir is listed.
-func (p *Pod) knownChildren(dir string, nlink uint64) ([]child, error) {
+// knownChildren reads the subdirectories of pod p's directory base (an
+// entry of parentfd) in another hierarchy than the first it was met in;
+// nlink is the directory's link count. When the subdirectories already
+// seen that exist there are as many as nlink reports, they are all of
+// them (see cgfs.ReadTreeKnown), and their stats give their times: no
+// listing of the directory's dozens of control files. done is false when
+// the directory must be listed.
+func (r *reader) knownChildren(h hierarchy.Hierarchy, hi int, p *Pod, parentfd int, base string, nlink uint64) (done bool, err error) {
 	want := int(nlink) - 2
 	if want == 0 {
-		return nil, nil
+		return true, nil
 	}
-	known := len(p.Containers) + len(p.Other)
-	if want > 0 && known >= want {
-		out := make([]child, 0, known)
-		add := func(name string) bool {
-			st, err := lstat(dir + "/" + name)
-			switch {
-			case err == nil && st.dir:
-				out = append(out, child{name: name, changed: st.changed, statted: true})
-			case errors.Is(err, fs.ErrNotExist):
-			default:
-				return false // not a directory, or unreadable: list dir
-			}
+	if want < 0 || len(p.Containers)+len(p.Other) < want {
+		return false, nil
+	}
+	r.kids = r.kids[:0]
+	add := func(name string) bool {
+		r.kids = append(r.kids, kid{name: name})
+		k := &r.kids[len(r.kids)-1]
+		switch err := r.at.Stat(parentfd, &k.st, base, name); {
+		case err == nil && k.st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		case err == unix.ENOENT:
+			r.kids = r.kids[:len(r.kids)-1]
+		default:
+			return false // not a directory, or unreadable: list it
+		}
+		return true
+	}
+	for _, c := range p.Containers {
+		if !add(c.Base()) {
+			return false, nil
+		}
+	}
+	for _, o := range p.Other {
+		if !add(filepath.Base(o)) {
+			return false, nil
+		}
+	}
+	if len(r.kids) != want {
+		return false, nil
+	}
+	for i := range r.kids {
+		if err := r.addChild(h, hi, p, parentfd, base, r.kids[i].name, &r.kids[i].st); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// hasOther reports whether base is one of the pod's other children.
+func (p *Pod) hasOther(base string) bool {
+	for _, o := range p.Other {
+		if len(o) == len(p.Path)+1+len(base) && o[len(p.Path)+1:] == base {
 			return true
 		}
-		ok := true
-		for _, c := range p.Containers {
-			ok = ok && add(c.Base())
-		}
-		for _, o := range p.Other {
-			ok = ok && add(filepath.Base(o))
-		}
-		if ok && len(out) == want {
-			return out, nil
-		}
 	}
-	names, err := readDirs(dir)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]child, len(names))
-	for i, n := range names {
-		out[i].name = n
-	}
-	return out, nil
+	return false
 }
 
 // container returns the pod's container cgroup named base, or nil.
@@ -397,39 +497,23 @@ func (inv *Inventory) skip(rel, why string) {
 	inv.Skipped = append(inv.Skipped, Skipped{Path: rel, Why: why})
 }
 
-// readDirs lists the subdirectory names of dir. Symlinks are not
-// directories here: cgroupfs has none, so one is foreign; it is reported
-// through links and never followed.
-func readDirs(dir string, links ...*[]string) ([]string, error) {
+// readDirs lists the subdirectory names of dir (symlinks, foreign to
+// cgroupfs, are left out and never followed).
+func readDirs(dir string) ([]string, error) {
 	e, err := cgfs.SubDirs(dir)
 	if err != nil {
 		return nil, err
 	}
-	if len(links) > 0 {
-		*links[0] = append(*links[0], e.Links...)
-	}
 	return e.Dirs, nil
 }
 
-// stat is what the inventory reads of a directory's inode.
-type stat struct {
-	// changed is the later of ctime and mtime.
-	changed time.Time
-	nlink   uint64
-	dir     bool
-}
-
-func lstat(dir string) (stat, error) {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(dir, &st); err != nil {
-		return stat{}, &fs.PathError{Op: "stat", Path: dir, Err: err}
-	}
+// changedAt is the later of a directory's ctime and mtime.
+func changedAt(st *unix.Stat_t) time.Time {
 	c := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-	m := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
-	if m.After(c) {
-		c = m
+	if m := time.Unix(st.Mtim.Sec, st.Mtim.Nsec); m.After(c) {
+		return m
 	}
-	return stat{changed: c, nlink: uint64(st.Nlink), dir: st.Mode&syscall.S_IFMT == syscall.S_IFDIR}, nil
+	return c
 }
 
 // checkInside refuses a pod root that resolves outside its hierarchy (a
@@ -446,15 +530,6 @@ func checkInside(h hierarchy.Hierarchy, root string) error {
 		return fmt.Errorf("pod root %s resolves to %s: refusing a path that is not a plain cgroup directory", root, real)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // join appends a directory entry name to a clean cgroup path. Names from

@@ -101,3 +101,31 @@ func TestKnownChildrenMatchListing(t *testing.T) {
 		}
 	}
 }
+
+// Containers the runtime lists are counted, not kept: only the others
+// (what the decision acts on) are in Containers, with their times.
+func TestListedContainersCounted(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "listed")
+	ctr := func(n string) string { return strings.Repeat(n, 64) }
+	pod := "kubepods/burstable/pod3f1c2b7a-9d41-4e0b-8c2e-5a6b7c8d9e0f"
+	for _, c := range []string{ctr("a"), ctr("b"), ctr("c")} {
+		if err := r.Mkdir(pod + "/" + c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listed := map[string]bool{ctr("a"): true, ctr("b"): true}
+	inv, err := ReadWith(r.Hierarchies, r.Rel("kubepods"), names.Cgroupfs, Options{Live: func(_, id string) bool { return listed[id] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Pods) != 1 {
+		t.Fatalf("%d pods", len(inv.Pods))
+	}
+	p := inv.Pods[0]
+	if p.LiveContainers != 2 || len(p.Containers) != 1 || p.Containers[0].ID != ctr("c") || p.Containers[0].Changed.IsZero() || len(p.Containers[0].In) != len(r.Hierarchies) {
+		t.Fatalf("live %d, containers %+v", p.LiveContainers, p.Containers)
+	}
+	if len(p.In) != len(r.Hierarchies) || p.Changed.IsZero() {
+		t.Fatalf("pod in %v, changed %v", p.In, p.Changed)
+	}
+}

@@ -42,3 +42,32 @@ type Snapshot struct {
 type Runtime interface {
 	Snapshot(ctx context.Context) (Snapshot, error)
 }
+
+// Index is a snapshot by the keys cgroup names carry: pod UIDs, and the
+// IDs of sandboxes and containers (a container's sandbox counts as listed
+// too). One is built per pass and shared by the inventory and the decision,
+// so both agree on what is listed.
+type Index struct {
+	uids map[string]bool
+	ids  map[string]bool
+}
+
+// NewIndex indexes s.
+func NewIndex(s Snapshot) *Index {
+	x := &Index{uids: make(map[string]bool, len(s.Sandboxes)), ids: make(map[string]bool, len(s.Sandboxes)+2*len(s.Containers))}
+	for _, sb := range s.Sandboxes {
+		x.uids[sb.PodUID] = true
+		x.ids[sb.ID] = true
+	}
+	for _, c := range s.Containers {
+		x.ids[c.ID] = true
+		x.ids[c.SandboxID] = true
+	}
+	return x
+}
+
+// PodListed reports whether a sandbox of the pod is listed.
+func (x *Index) PodListed(uid string) bool { return x.uids[uid] }
+
+// IDListed reports whether a sandbox or container of that ID is listed.
+func (x *Index) IDListed(id string) bool { return x.ids[id] }

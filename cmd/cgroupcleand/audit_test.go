@@ -41,7 +41,7 @@ func TestAuditTrailInJournald(t *testing.T) {
 
 		removed := j.Query(t, "MESSAGE_ID="+audit.IDOrphanRemoved, "DRY_RUN=false", "SYSLOG_IDENTIFIER=cgroupcleand")
 		if len(removed) != 1 || removed[0]["POD_UID"] != goneUID || removed[0][audit.CgroupPath] != r.Rel("kubepods/besteffort/pod"+goneUID) ||
-			removed[0][audit.Action] != "remove" || removed[0][audit.RemovedDirs] != fmt.Sprint(len(r.Hierarchies)) || removed[0]["PRIORITY"] != "6" {
+			removed[0][audit.Action] != "remove" || removed[0][audit.Kind] != "pod" || removed[0][audit.RemovedDirs] != fmt.Sprint(len(r.Hierarchies)) || removed[0]["PRIORITY"] != "6" {
 			t.Fatalf("removed entries: %v", removed)
 		}
 		kept := j.Query(t, "POD_UID="+trackedUID)

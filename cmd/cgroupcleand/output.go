@@ -47,6 +47,9 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		if it.Processes > 0 {
 			reason += fmt.Sprintf(" (%d procs)", it.Processes)
 		}
+		if it.LiveContainers > 0 {
+			reason += fmt.Sprintf(" (%d live containers)", it.LiveContainers)
+		}
 		if reason == "" {
 			reason = "-"
 		}
