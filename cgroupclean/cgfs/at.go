@@ -24,6 +24,9 @@ type At struct {
 func Open(path string) (int, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
+		if err == unix.ENOTDIR || err == unix.ELOOP {
+			return -1, fmt.Errorf("%s is not a directory: not a cgroup tree", path)
+		}
 		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return fd, nil

@@ -12,8 +12,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,9 +28,9 @@ type Entries struct {
 
 // SubDirs lists the subdirectories (and symlinks) of dir.
 func SubDirs(dir string) (Entries, error) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := Open(dir)
 	if err != nil {
-		return Entries{}, &fs.PathError{Op: "open", Path: dir, Err: err}
+		return Entries{}, err
 	}
 	defer unix.Close(fd)
 	return subDirsFd(fd, dir)
@@ -39,24 +39,25 @@ func SubDirs(dir string) (Entries, error) {
 // subDirsFd lists the open directory fd (named dir in errors).
 func subDirsFd(fd int, dir string) (Entries, error) {
 	var out Entries
-	bp := direntBufs.Get().(*[]byte)
-	defer direntBufs.Put(bp)
-	buf := *bp
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return Entries{}, &fs.PathError{Op: "getdents", Path: dir, Err: err}
-		}
-		if n <= 0 {
-			return out, nil
-		}
-		if err := parse(buf[:n], &out); err != nil {
-			return Entries{}, fmt.Errorf("read %s: %w", dir, err)
-		}
+	a := ats.Get().(*At)
+	defer ats.Put(a)
+	err := a.Each(fd, out.add)
+	if err != nil {
+		return Entries{}, fmt.Errorf("read %s: %w", dir, err)
 	}
+	return out, nil
+}
+
+// ats keeps At buffers (16 KiB of dirents each) for SubDirs.
+var ats = sync.Pool{New: func() any { return new(At) }}
+
+func (e *Entries) add(name string, link bool) error {
+	if link {
+		e.Links = append(e.Links, strings.Clone(name))
+	} else {
+		e.Dirs = append(e.Dirs, strings.Clone(name))
+	}
+	return nil
 }
 
 // linux_dirent64: ino u64, off i64, reclen u16, type u8, name NUL-terminated.
@@ -66,33 +67,8 @@ const (
 	offName   = 19
 )
 
-func parse(b []byte, out *Entries) error {
-	for len(b) > 0 {
-		if len(b) < offName {
-			return fmt.Errorf("short dirent record (%d bytes)", len(b))
-		}
-		reclen := int(*(*uint16)(unsafe.Pointer(&b[offReclen])))
-		if reclen < offName || reclen > len(b) {
-			return fmt.Errorf("bad dirent record length %d", reclen)
-		}
-		typ := b[offType]
-		if typ == unix.DT_DIR || typ == unix.DT_LNK {
-			name := b[offName:reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			if s := string(name); s != "." && s != ".." {
-				if typ == unix.DT_DIR {
-					out.Dirs = append(out.Dirs, s)
-				} else {
-					out.Links = append(out.Links, s)
-				}
-			}
-		}
-		b = b[reclen:]
-	}
-	return nil
-}
+// parse adds the subdirectories and symlinks of a getdents buffer to out.
+func parse(b []byte, out *Entries) error { return eachDirent(b, out.add) }
 
 // Tree is a cgroup directory and every directory below it, deepest
 // first (the order rmdir needs), with the processes found in them.
@@ -121,12 +97,9 @@ func ReadTree(dir string, procs bool) (Tree, error) {
 // component of a cgroupfs path looked up takes its hierarchy's kernfs
 // lock, which a concurrent rmdir contends for.
 func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := Open(dir)
 	if err != nil {
-		if err == unix.ENOTDIR || err == unix.ELOOP {
-			return Tree{}, fmt.Errorf("%s is not a directory: not a cgroup tree", dir)
-		}
-		return Tree{}, &fs.PathError{Op: "open", Path: dir, Err: err}
+		return Tree{}, err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
@@ -317,7 +290,5 @@ func readSmallAt(dirfd int, path string) ([]byte, error) {
 		out = append(out, buf[:n]...)
 	}
 }
-
-var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}

@@ -44,20 +44,7 @@ func TestSubDirsOnPlainFS(t *testing.T) {
 // On real cgroupfs: the same subdirectories as os.ReadDir, the tree deepest
 // first, and the processes of every level.
 func TestReadTreeOnCgroupfs(t *testing.T) {
-	r := testbed.NewCgroupRoot(t, "cgfs")
-	for _, p := range []string{"pod/a/x", "pod/b"} {
-		if err := r.Mkdir(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command("sleep", "60")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if err := r.AddProc("pod/a/x", cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	r, cmd := podWithProcess(t, "cgfs", "pod/a/x", "pod/a/x", "pod/b")
 	for _, h := range r.Hierarchies {
 		top := h.Path(r.Rel("pod"))
 		e, err := SubDirs(top)
@@ -95,6 +82,27 @@ func TestReadTreeOnCgroupfs(t *testing.T) {
 	}
 }
 
+// podWithProcess makes dirs under a new test root and starts a process
+// (stopped with the test) in the cgroup proc.
+func podWithProcess(t *testing.T, prefix, proc string, dirs ...string) (*testbed.CgroupRoot, *exec.Cmd) {
+	t.Helper()
+	r := testbed.NewCgroupRoot(t, prefix)
+	for _, p := range dirs {
+		if err := r.Mkdir(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if err := r.AddProc(proc, cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	return r, cmd
+}
+
 func dirent(name string, typ byte) []byte {
 	reclen := (offName + len(name) + 1 + 7) &^ 7
 	b := make([]byte, reclen)
@@ -124,20 +132,7 @@ func FuzzParseDirents(f *testing.F) {
 // ReadTreeKnown must give exactly what ReadTree gives, whatever the known
 // names say: stale, incomplete, or naming a symlink.
 func TestReadTreeKnownMatchesReadTree(t *testing.T) {
-	r := testbed.NewCgroupRoot(t, "cgfsknown")
-	for _, p := range []string{"pod/a/x", "pod/b", "pod/c"} {
-		if err := r.Mkdir(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command("sleep", "60")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if err := r.AddProc("pod/c", cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
+	r, cmd := podWithProcess(t, "cgfsknown", "pod/c", "pod/a/x", "pod/b", "pod/c")
 	cases := []struct {
 		name  string
 		known []string
