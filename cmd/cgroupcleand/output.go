@@ -47,8 +47,11 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		if it.Processes > 0 {
 			reason += fmt.Sprintf(" (%d procs)", it.Processes)
 		}
-		if it.LiveContainers > 0 {
-			reason += fmt.Sprintf(" (%d live containers)", it.LiveContainers)
+		switch n := it.LiveContainers; {
+		case n == 1:
+			reason += " (1 live container)"
+		case n > 1:
+			reason += fmt.Sprintf(" (%d live containers)", n)
 		}
 		if reason == "" {
 			reason = "-"
