@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
+	"golang.org/x/sys/unix"
 )
 
 func TestSubDirsOnPlainFS(t *testing.T) {
@@ -181,4 +182,48 @@ func sorted(l []string) string {
 	l = append([]string(nil), l...)
 	sort.Strings(l)
 	return strings.Join(l, ",")
+}
+
+// At's raw fstatat must fill the same stat as unix.Lstat, never follow a
+// symlink, and OpenAt must refuse one.
+func TestAtMatchesLstat(t *testing.T) {
+	d := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(d, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(d, "link")); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var a At
+	for _, rel := range [][]string{{"a"}, {"a", "b"}, {"link"}} {
+		var got, want unix.Stat_t
+		if err := a.Stat(fd, &got, rel...); err != nil {
+			t.Fatalf("%v: %v", rel, err)
+		}
+		if err := unix.Lstat(filepath.Join(append([]string{d}, rel...)...), &want); err != nil {
+			t.Fatal(err)
+		}
+		if got.Ino != want.Ino || got.Nlink != want.Nlink || got.Mode != want.Mode || got.Ctim != want.Ctim || got.Mtim != want.Mtim {
+			t.Errorf("%v: At.Stat %+v, Lstat %+v", rel, got, want)
+		}
+	}
+	if err := a.Stat(fd, new(unix.Stat_t), "gone"); err != unix.ENOENT {
+		t.Errorf("stat of a missing name: %v, want ENOENT", err)
+	}
+	if sub, err := a.OpenAt(fd, "link"); err == nil {
+		unix.Close(sub)
+		t.Error("OpenAt followed a symlink")
+	}
+	got := map[string]bool{}
+	if err := a.Each(fd, func(name string, link bool) error { got[name] = link; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["a"] || !got["link"] {
+		t.Errorf("Each: %v, want a (dir) and link (symlink)", got)
+	}
 }

@@ -122,7 +122,8 @@ type Options struct {
 	// Live, when set, names the pods (by UID) and containers (by ID) the
 	// runtime lists: their directories' times are not read (a pass on an
 	// idle node then stats nothing), and their Changed stays zero, which
-	// the decision treats as "just changed".
+	// the decision treats as "just changed". The strings it is given are
+	// only valid during the call (they point into a directory buffer).
 	Live func(podUID, containerID string) bool
 	// Cache, when set, keeps pod directories' listings between passes.
 	Cache *DirCache
