@@ -3,6 +3,7 @@ package cgfs
 import (
 	"fmt"
 	"io/fs"
+	"iter"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -63,6 +64,49 @@ func (a *At) Stat(dirfd int, st *unix.Stat_t, elems ...string) error {
 		}
 		return nil
 	}
+}
+
+// Kid is a subdirectory found by name, with its lstat.
+type Kid struct {
+	Name string
+	Stat unix.Stat_t
+}
+
+// Known tells whether names are all the subdirectories of a directory
+// without listing it (listing a cgroup reads its dozens of control files).
+// The directory is prefix below dirfd ("" for dirfd itself) and has link
+// count nlink, which is 2 plus its subdirectories (kernfs keeps it so;
+// symlinks do not count, and cgroupfs cannot hold one). Each name is
+// stat'ed: the ones that are directories are appended to kids; a name that
+// is gone is left out. complete is true when they are as many as nlink
+// reports: then they are all of them, whatever changed since the names
+// were read. A name that is not a directory, or cannot be stat'ed, makes
+// complete false: the caller lists the directory.
+func (a *At) Known(kids []Kid, dirfd int, prefix string, nlink uint64, names iter.Seq[string]) (_ []Kid, complete bool) {
+	want := int(nlink) - 2
+	if want < 0 {
+		return kids, false
+	}
+	found := 0
+	for name := range names {
+		kids = append(kids, Kid{Name: name})
+		k := &kids[len(kids)-1]
+		var err error
+		if prefix != "" {
+			err = a.Stat(dirfd, &k.Stat, prefix, name)
+		} else {
+			err = a.Stat(dirfd, &k.Stat, name)
+		}
+		switch {
+		case err == nil && k.Stat.Mode&unix.S_IFMT == unix.S_IFDIR:
+			found++
+		case err == unix.ENOENT:
+			kids = kids[:len(kids)-1]
+		default:
+			return kids, false
+		}
+	}
+	return kids, found == want
 }
 
 // cstr is elems joined by "/" and NUL-terminated, in a's buffer.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,17 +86,10 @@ func ReadTree(dir string, procs bool) (Tree, error) {
 }
 
 // ReadTreeKnown is ReadTree for a directory whose subdirectories are
-// probably known by name (from the scan). When the known ones that exist
-// are as many as the subdirectories dir's link count reports, they are all
-// of them, and dir is not listed: listing a cgroup reads its dozens of
-// control files, which was a seventh of a clean pass. Otherwise (one gone,
-// one new, one unknown) dir is listed as ReadTree does. Symlinks do not
-// count in a link count: cgroupfs cannot hold one (kernfs has no symlink
-// operation), and rmdir never follows one.
-//
-// Everything below dir is reached relative to an open directory: each
-// component of a cgroupfs path looked up takes its hierarchy's kernfs
-// lock, which a concurrent rmdir contends for.
+// probably known by name (from the scan): when At.Known says they are all
+// of them, dir is not listed. Everything below dir is reached relative to
+// an open directory: each component of a cgroupfs path looked up takes its
+// hierarchy's kernfs lock, which a concurrent rmdir contends for.
 func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
 	fd, err := Open(dir)
 	if err != nil {
@@ -106,31 +100,15 @@ func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return Tree{}, &fs.PathError{Op: "fstat", Path: dir, Err: err}
 	}
+	a := ats.Get().(*At)
+	defer ats.Put(a)
 	var t Tree
 	if len(known) > 0 && st.Nlink > 2 {
-		want := int(st.Nlink) - 2
-		kids := make([]unix.Stat_t, len(known))
-		found := 0
-		for i, k := range known {
-			err := fstatat(fd, k, &kids[i])
-			switch {
-			case err == nil && kids[i].Mode&unix.S_IFMT == unix.S_IFDIR:
-				found++
-			case err == unix.ENOENT:
-				kids[i].Mode = 0 // gone
-			default:
-				found = -1 // not a directory, or unreadable: list dir
-			}
-			if found < 0 {
-				break
-			}
-		}
-		if found == want {
-			for i, k := range known {
-				if kids[i].Mode != 0 {
-					if err := t.walkChild(fd, dir, k, &kids[i], procs); err != nil {
-						return Tree{}, err
-					}
+		kids, complete := a.Known(nil, fd, "", st.Nlink, slices.Values(known))
+		if complete {
+			for i := range kids {
+				if err := t.walkChild(a, fd, dir, kids[i].Name, &kids[i].Stat, procs); err != nil {
+					return Tree{}, err
 				}
 			}
 			if err := t.add(fd, dir, procs); err != nil {
@@ -139,14 +117,14 @@ func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
 			return t, nil
 		}
 	}
-	if err := t.walk(fd, dir, &st, procs); err != nil {
+	if err := t.walk(a, fd, dir, &st, procs); err != nil {
 		return Tree{}, err
 	}
 	return t, nil
 }
 
 // walk adds the open directory fd (path dir, stat st) and its subtree.
-func (t *Tree) walk(fd int, dir string, st *unix.Stat_t, procs bool) error {
+func (t *Tree) walk(a *At, fd int, dir string, st *unix.Stat_t, procs bool) error {
 	// A directory's link count is 2 plus its subdirectories (kernfs keeps
 	// it so): most cgroups in a pod are leaves, and a stat tells that
 	// without reading their dozens of control files.
@@ -160,13 +138,13 @@ func (t *Tree) walk(fd int, dir string, st *unix.Stat_t, procs bool) error {
 		}
 		for _, c := range e.Dirs {
 			var cst unix.Stat_t
-			if err := fstatat(fd, c, &cst); err != nil {
+			if err := a.Stat(fd, &cst, c); err != nil {
 				return &fs.PathError{Op: "lstat", Path: dir + "/" + c, Err: err}
 			}
 			if cst.Mode&unix.S_IFMT != unix.S_IFDIR {
 				return fmt.Errorf("%s/%s is not a directory: not a cgroup tree", dir, c)
 			}
-			if err := t.walkChild(fd, dir, c, &cst, procs); err != nil {
+			if err := t.walkChild(a, fd, dir, c, &cst, procs); err != nil {
 				return err
 			}
 		}
@@ -176,7 +154,7 @@ func (t *Tree) walk(fd int, dir string, st *unix.Stat_t, procs bool) error {
 
 // walkChild adds subdirectory name of the open directory parent (path
 // dir), whose stat is st. A leaf needs no descriptor of its own.
-func (t *Tree) walkChild(parent int, dir, name string, st *unix.Stat_t, procs bool) error {
+func (t *Tree) walkChild(a *At, parent int, dir, name string, st *unix.Stat_t, procs bool) error {
 	path := dir + "/" + name
 	if st.Nlink == 2 {
 		if procs {
@@ -194,7 +172,7 @@ func (t *Tree) walkChild(parent int, dir, name string, st *unix.Stat_t, procs bo
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	return t.walk(fd, path, st, procs)
+	return t.walk(a, fd, path, st, procs)
 }
 
 // add records the open directory fd (path dir), after its subdirectories,
@@ -209,15 +187,6 @@ func (t *Tree) add(fd int, dir string, procs bool) error {
 	}
 	t.Dirs = append(t.Dirs, dir)
 	return nil
-}
-
-func fstatat(dirfd int, name string, st *unix.Stat_t) error {
-	for {
-		err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // ReadPids reads dir/cgroup.procs (cgroup.threads for a threaded v2

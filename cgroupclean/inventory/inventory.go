@@ -213,13 +213,8 @@ type reader struct {
 	// at looks up and opens; list lists the pod root and QoS dirs, and
 	// podList the pod dirs inside them.
 	at, list, podList cgfs.At
-	kids              []kid
+	kids              []cgfs.Kid
 	listed            int // listed containers in the pod dir being read
-}
-
-type kid struct {
-	name string
-	st   unix.Stat_t
 }
 
 type qosDir struct {
@@ -421,52 +416,42 @@ func (r *reader) addChild(h hierarchy.Hierarchy, hi int, p *Pod, dirfd int, podB
 }
 
 // knownChildren reads the subdirectories of pod p's directory base (an
-// entry of parentfd) in another hierarchy than the first it was met in;
-// nlink is the directory's link count. When the subdirectories already
-// seen that exist there are as many as nlink reports, they are all of
-// them (see cgfs.ReadTreeKnown), and their stats give their times: no
-// listing of the directory's dozens of control files. done is false when
-// the directory must be listed.
+// entry of parentfd, link count nlink) in another hierarchy than the first
+// it was met in, from the names already seen when cgfs.At.Known says they
+// are all of them; their stats give their times. done is false when the
+// directory must be listed.
 func (r *reader) knownChildren(h hierarchy.Hierarchy, hi int, p *Pod, parentfd int, base string, nlink uint64) (done bool, err error) {
-	want := int(nlink) - 2
-	if want == 0 {
+	if nlink == 2 {
 		return true, nil
 	}
-	if want < 0 || len(p.Containers)+len(p.Other) < want {
-		return false, nil
+	if int(nlink)-2 > len(p.Containers)+len(p.Other) {
+		return false, nil // some are not known: no need to stat the rest
 	}
-	r.kids = r.kids[:0]
-	add := func(name string) bool {
-		r.kids = append(r.kids, kid{name: name})
-		k := &r.kids[len(r.kids)-1]
-		switch err := r.at.Stat(parentfd, &k.st, base, name); {
-		case err == nil && k.st.Mode&unix.S_IFMT == unix.S_IFDIR:
-		case err == unix.ENOENT:
-			r.kids = r.kids[:len(r.kids)-1]
-		default:
-			return false // not a directory, or unreadable: list it
-		}
-		return true
-	}
-	for _, c := range p.Containers {
-		if !add(c.Base()) {
-			return false, nil
-		}
-	}
-	for _, o := range p.Other {
-		if !add(filepath.Base(o)) {
-			return false, nil
-		}
-	}
-	if len(r.kids) != want {
+	var complete bool
+	r.kids, complete = r.at.Known(r.kids[:0], parentfd, base, nlink, p.childNames)
+	if !complete {
 		return false, nil
 	}
 	for i := range r.kids {
-		if err := r.addChild(h, hi, p, parentfd, base, r.kids[i].name, &r.kids[i].st); err != nil {
+		if err := r.addChild(h, hi, p, parentfd, base, r.kids[i].Name, &r.kids[i].Stat); err != nil {
 			return false, err
 		}
 	}
 	return true, nil
+}
+
+// childNames yields the names of the pod's known subdirectories.
+func (p *Pod) childNames(yield func(string) bool) {
+	for _, c := range p.Containers {
+		if !yield(c.Base()) {
+			return
+		}
+	}
+	for _, o := range p.Other {
+		if !yield(filepath.Base(o)) {
+			return
+		}
+	}
 }
 
 // hasOther reports whether base is one of the pod's other children.
