@@ -132,9 +132,12 @@ func (c *Client) Snapshot(ctx context.Context) (live.Snapshot, error) {
 }
 
 // convertSandboxes validates and converts ListPodSandbox items. Several
-// sandboxes with one pod UID are kept: they are attempts of one pod.
+// sandboxes with one pod UID are kept: they are attempts of one pod. One
+// sandbox ID listed with two pod UIDs is an error: which pod owns it cannot
+// be known, so the whole answer is not trusted.
 func convertSandboxes(items []*runtimeapi.PodSandbox) ([]live.Sandbox, error) {
 	out := make([]live.Sandbox, 0, len(items))
+	uidOf := make(map[string]string, len(items))
 	for i, s := range items {
 		switch {
 		case s == nil:
@@ -146,6 +149,11 @@ func convertSandboxes(items []*runtimeapi.PodSandbox) ([]live.Sandbox, error) {
 		case s.GetMetadata().GetUid() == "":
 			return nil, fmt.Errorf("%w: sandbox %s has an empty metadata.uid", ErrInvalidAnswer, s.GetId())
 		}
+		uid := s.GetMetadata().GetUid()
+		if prev, seen := uidOf[s.GetId()]; seen && prev != uid {
+			return nil, fmt.Errorf("%w: sandbox %s is listed twice, with pod UIDs %s and %s", ErrInvalidAnswer, s.GetId(), prev, uid)
+		}
+		uidOf[s.GetId()] = uid
 		var created time.Time
 		if s.GetCreatedAt() > 0 {
 			created = time.Unix(0, s.GetCreatedAt())
@@ -166,9 +174,10 @@ func convertSandboxes(items []*runtimeapi.PodSandbox) ([]live.Sandbox, error) {
 // convertContainers validates and converts ListContainers items. State is
 // the CRI enum name (CONTAINER_RUNNING, CONTAINER_EXITED, ...). A container
 // whose sandbox is not in the sandbox list is kept: the two lists are not
-// taken atomically.
+// taken atomically. One container ID listed in two sandboxes is an error.
 func convertContainers(items []*runtimeapi.Container) ([]live.Container, error) {
 	out := make([]live.Container, 0, len(items))
+	sandboxOf := make(map[string]string, len(items))
 	for i, c := range items {
 		switch {
 		case c == nil:
@@ -180,6 +189,10 @@ func convertContainers(items []*runtimeapi.Container) ([]live.Container, error) 
 		case c.GetMetadata() == nil:
 			return nil, fmt.Errorf("%w: container %s has no metadata", ErrInvalidAnswer, c.GetId())
 		}
+		if prev, seen := sandboxOf[c.GetId()]; seen && prev != c.GetPodSandboxId() {
+			return nil, fmt.Errorf("%w: container %s is listed twice, in sandboxes %s and %s", ErrInvalidAnswer, c.GetId(), prev, c.GetPodSandboxId())
+		}
+		sandboxOf[c.GetId()] = c.GetPodSandboxId()
 		out = append(out, live.Container{
 			ID:        c.GetId(),
 			SandboxID: c.GetPodSandboxId(),

@@ -82,6 +82,19 @@ func TestConvertSandboxes(t *testing.T) {
 			items:   []*runtimeapi.PodSandbox{sandbox("a", "", 0)},
 			wantErr: "sandbox a has an empty metadata.uid",
 		},
+		{
+			name:    "one id, two uids",
+			items:   []*runtimeapi.PodSandbox{sandbox("a", "u1", 0), sandbox("c", "u2", 0), sandbox("a", "u2", 0)},
+			wantErr: "sandbox a is listed twice, with pod UIDs u1 and u2",
+		},
+		{
+			name:  "one sandbox listed twice alike",
+			items: []*runtimeapi.PodSandbox{sandbox("a", "u1", 0), sandbox("a", "u1", 0)},
+			want: []live.Sandbox{
+				{ID: "a", PodUID: "u1", Name: "n-a", Namespace: "ns", Ready: true, CreatedAt: created},
+				{ID: "a", PodUID: "u1", Name: "n-a", Namespace: "ns", Ready: true, CreatedAt: created},
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,6 +143,14 @@ func TestConvertContainers(t *testing.T) {
 			name:    "nil metadata",
 			items:   []*runtimeapi.Container{{Id: "c1", PodSandboxId: "s1"}},
 			wantErr: "container c1 has no metadata",
+		},
+		{
+			name: "one id, two sandboxes",
+			items: []*runtimeapi.Container{
+				{Id: "c1", PodSandboxId: "s1", Metadata: md},
+				{Id: "c1", PodSandboxId: "s2", Metadata: md},
+			},
+			wantErr: "container c1 is listed twice, in sandboxes s1 and s2",
 		},
 	}
 	for _, tc := range tests {

@@ -119,7 +119,7 @@ func SummaryLine(s *Scan, results []Result) string {
 		return "no pod cgroup root found: nothing to do"
 	}
 	sum := s.Plan.Summary
-	line := fmt.Sprintf("%d pod cgroups: %d live, %d orphaned (+%d orphan container cgroups); ",
+	line := fmt.Sprintf("%d pod cgroups: %d live, %d orphaned (+%d orphan containers in live pods); ",
 		sum.Pods, sum.LivePods, sum.OrphanPods, sum.OrphanContainers)
 	if s.Plan.RuntimeError != "" {
 		line = "RUNTIME UNREACHABLE, nothing removed; " + line

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,7 +31,7 @@ func printHeader(w io.Writer, src string, s *engine.Scan) {
 	if s.Plan.RuntimeError != "" {
 		fmt.Fprintf(w, "runtime:     UNREACHABLE: %s\n             nothing will be removed while the runtime cannot be asked\n", s.Plan.RuntimeError)
 	} else {
-		fmt.Fprintf(w, "runtime:     %d sandboxes, %d containers\n", len(s.Snapshot.Sandboxes), len(s.Snapshot.Containers))
+		fmt.Fprintf(w, "runtime:     %s, %s\n", count(len(s.Snapshot.Sandboxes), "sandbox", "sandboxes"), count(len(s.Snapshot.Containers), "container", "containers"))
 	}
 }
 
@@ -47,11 +48,8 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		if it.Processes > 0 {
 			reason += fmt.Sprintf(" (%d procs)", it.Processes)
 		}
-		switch n := it.LiveContainers; {
-		case n == 1:
-			reason += " (1 live container)"
-		case n > 1:
-			reason += fmt.Sprintf(" (%d live containers)", n)
+		if n := it.LiveContainers; n > 0 {
+			reason += " (" + count(n, "live container", "live containers") + ")"
 		}
 		if reason == "" {
 			reason = "-"
@@ -71,7 +69,8 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		for r, n := range s.Plan.Kept {
 			parts = append(parts, fmt.Sprintf("%s=%d", r, n))
 		}
-		fmt.Fprintf(w, "orphans kept by reason: %s\n", strings.Join(sortedStrings(parts), " "))
+		slices.Sort(parts)
+		fmt.Fprintf(w, "orphans kept by reason: %s\n", strings.Join(parts, " "))
 	}
 	if s.Inventory != nil && len(s.Inventory.Skipped) > 0 {
 		fmt.Fprintf(w, "left alone (not pod cgroups):\n")
@@ -80,7 +79,7 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		}
 	}
 	if n := len(decide.Removals(s.Plan)); n > 0 {
-		fmt.Fprintf(w, "clean would remove %d orphan cgroups\n", n)
+		fmt.Fprintf(w, "clean would remove %s\n", count(n, "orphan cgroup", "orphan cgroups"))
 	}
 }
 
@@ -105,7 +104,11 @@ func printResults(w io.Writer, results []engine.Result) {
 		if detail == "" {
 			detail = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Outcome, r.Item.Kind, r.Dirs, detail, r.Item.Path)
+		dirs := fmt.Sprint(r.Dirs)
+		if r.Outcome == engine.WouldRemove {
+			dirs = "-" // a dry run removes none
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Outcome, r.Item.Kind, dirs, detail, r.Item.Path)
 	}
 	tw.Flush()
 }
@@ -124,11 +127,10 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-func sortedStrings(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
+// count is "1 thing" or "N things".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	return s
+	return fmt.Sprintf("%d %s", n, many)
 }
