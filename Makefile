@@ -43,8 +43,9 @@ version:
 	@echo 'version=$(VERSION) pkg_version=$(PKG_VERSION) commit=$(COMMIT) build_date=$(BUILD_DATE)'
 
 # The README's test command, and what CI runs: every Go test (integration
-# tests need root), a short run of every fuzz target, the package checks and
-# the benchmark smoke run.
+# tests need root), the demo (the README's other command), the soak smoke
+# run, a short run of every fuzz target, the package checks and the
+# benchmark smoke run.
 # The memcg tests count dying memcgs machine-wide (cgroup v1 has no
 # per-subtree count), so they run alone, after the packages that create
 # and remove cgroups in parallel.
@@ -52,6 +53,7 @@ test:
 	@scripts/install-deps.sh
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/cgroupclean/memcg$$')
 	$(GO) test -count=1 ./cgroupclean/memcg/
+	$(MAKE) --no-print-directory demo
 	$(MAKE) --no-print-directory soak-smoke
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory package-test
