@@ -89,12 +89,14 @@ func (r *Results) Write(w io.Writer) error {
 	}
 	p("\n## Removal of every pod as an orphan (cgroupfs driver)\n\n")
 	p("Engine: one `clean` pass in-process, `engine.Scan` then `engine.Apply` (final re-checks, process count and leaf-first rmdir in every hierarchy, per pod), recorded CRI answer empty, min_age 0, no removal limits. Baseline: `find <root>/kubepods (every hierarchy) -depth -mindepth 1 -type d -delete` on a tree of the same size (it also deletes the 2 QoS dirs per hierarchy, which the engine keeps). Rates are each side's own directories removed per second. Target: engine rate at least 0.8x the baseline's.\n\n")
-	p("| pods | find -delete | rate | engine clean pass (scan + apply) | of which apply | rate | rate ratio | target ≥0.8x |\n|---|---|---|---|---|---|---|---|\n")
+	p("The target is on the whole clean pass. The apply step alone (final checks and rmdir, without the scan that `find` has no counterpart of) is shown beside it for where the time goes.\n\n")
+	p("| pods | find -delete | rate | engine clean pass (scan + apply) | of which apply | rate | rate ratio | target ≥0.8x | apply alone: rate ratio |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Sizes {
 		clean := sum(s.CleanScan, s.CleanApply)
 		fr, er := rates(s.FindDelDirs, s.FindDel), rates(s.CleanDirs, clean)
 		rr := Ratios(er, fr).Stats()
-		p("| %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Pods, s.FindDel.Stats().Format(Ms), fr.Stats().Format(Rate), clean.Stats().Format(Ms), s.CleanApply.Stats().Format(Ms), er.Stats().Format(Rate), rr.Format(X), verdict(rr.Median >= 0.8))
+		ar := Ratios(rates(s.CleanDirs, s.CleanApply), fr).Stats()
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Pods, s.FindDel.Stats().Format(Ms), fr.Stats().Format(Rate), clean.Stats().Format(Ms), s.CleanApply.Stats().Format(Ms), er.Stats().Format(Rate), rr.Format(X), verdict(rr.Median >= 0.8), ar.Format(X))
 	}
 	p("\n## Decision step alone at 100,000 pods\n\n")
 	writeGoBench(p, r.Decide, "BenchmarkDecide100k (cgroupclean/decide): 100,000 pods with two containers each, half live, no file or socket touched.")
