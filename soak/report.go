@@ -188,7 +188,7 @@ func (r *Report) Write(w io.Writer) error {
 		removed += o.Removed
 	}
 	p("| **all** | | %d | %d | %s |\n\n", made, removed, all.Summary())
-	p("Removal entries in the daemon's log (MESSAGE_ID=4f0d1c7e2b8a4d6f9a1e3c5b7d9f0a21): %d. Orphans removed by a pass that the harness SIGKILLed before it wrote its entries: %d (the daemon logs a pass's results after its whole apply step). Units stopped through D-Bus before removal (MESSAGE_ID=c3a5e7f9b1d34f2a8c4e6a8b0d2f4a65): %d.\n\n", r.RemovalEntries, r.UnloggedRemoved, r.UnitsStopped)
+	p("Removal entries in the daemon's log (MESSAGE_ID=4f0d1c7e2b8a4d6f9a1e3c5b7d9f0a21): %d. Orphans removed by a pass that the harness SIGKILLed before it wrote its entries: %d (the daemon writes each removal's entry as that removal ends: at most the one in flight can be lost). Units stopped through D-Bus before removal (MESSAGE_ID=c3a5e7f9b1d34f2a8c4e6a8b0d2f4a65): %d.\n\n", r.RemovalEntries, r.UnloggedRemoved, r.UnitsStopped)
 
 	p("## Refusals, from the daemon's log\n\n")
 	p("Kept entries (MESSAGE_ID=9b2e4f6a8c0d4e1f8a3b5c7d9e1f2a43) by REASON; an orphan kept in N passes counts N times.\n\n")
