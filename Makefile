@@ -4,16 +4,27 @@
 SHELL := /bin/bash
 GO ?= go
 
-# Version stamped into the binary: the nearest tag, else 0.1.0 (an untagged
-# checkout's describe is a bare commit hash).
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | grep -E '^v?[0-9]' || echo 0.1.0)
+# Version stamped into the binary and the packages (`make version` prints it):
+#   on a tag v1.2.0:          v1.2.0                 package 1.2.0
+#   3 commits after it:       v1.2.0-3-gHASH         package 1.2.0+3.gHASH (after 1.2.0)
+#   no version tag:           0.0.0~gitDATE.HASH     the same (before every release)
+#   pre-release tag v1.2.0-rc1: package 1.2.0~rc1 (before 1.2.0)
+# "-dirty" (".dirty" in the package) marks uncommitted changes. An untagged
+# build must never look like a release: a bare hash starting with a digit
+# would sort above 1.0.0 in dpkg. "~" sorts before anything, in dpkg and rpm
+# alike, so 0.0.0~git... is older than any tagged version. DATE is the
+# commit's time (UTC), so untagged builds sort by commit.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --match '[0-9]*' --dirty 2>/dev/null || \
+	{ h=$$(git describe --always --abbrev=12 --dirty 2>/dev/null) && \
+	d=$$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S) && \
+	echo "0.0.0~git$$d.$${h/-dirty/.dirty}"; } || echo 0.0.0~unknown)
 COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 # The commit's date, not the clock: rebuilding a commit gives the same binary.
 BUILD_DATE ?= $(shell d=$$(git log -1 --format=%ct 2>/dev/null); \
 	date -u -d "@$${SOURCE_DATE_EPOCH:-$${d:-$$(date +%s)}}" +%Y-%m-%dT%H:%M:%SZ)
-# Package version: no leading v, and "1.2.0-3-gabc-dirty" (after a tag) as
-# "1.2.0+3.gabc.dirty", which sorts after 1.2.0 in dpkg and rpm alike.
-PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v//; s/-/+/; s/-/./g')
+# Package version: no leading v; a pre-release tag's "-rc1" as "~rc1"; the
+# rest of describe's "-3-gabc-dirty" as "+3.gabc.dirty".
+PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v//; s/^([0-9.]+)-((rc|alpha|beta|pre)[0-9.]*)/\1~\2/; s/-/+/; s/-/./g')
 PKG_MAINTAINER ?= The cgroupclean authors <cgroupclean@users.noreply.github.com>
 
 BIN := bin/cgroupcleand
