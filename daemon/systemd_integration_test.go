@@ -293,10 +293,10 @@ ExecStopPost=/bin/sh -c 'echo "$${SERVICE_RESULT} $${EXIT_CODE} $${EXIT_STATUS}"
 	var status string
 	waitFor(t, 5*time.Second, "no STATUS with the removal", func() bool {
 		status = s.prop(t, "StatusText").(string)
-		return strings.Contains(status, "2 pod cgroups") || strings.Contains(status, "1 pod cgroups: 1 live, 0 orphaned")
+		return strings.Contains(status, "2 pod cgroups") || strings.Contains(status, "1 pod cgroup: 1 live, 0 orphaned")
 	})
 	out := s.systemctl(t, "status", unitName)
-	if !strings.Contains(out, "Status: \"pass ") || !strings.Contains(out, "pod cgroups:") || !strings.Contains(out, "active (running)") {
+	if !strings.Contains(out, "Status: \"pass ") || !strings.Contains(out, "pod cgroup") || !strings.Contains(out, "active (running)") {
 		t.Fatalf("systemctl status does not show the STATUS line:\n%s", out)
 	}
 	t.Logf("systemctl status shows: %s", lineWith(out, "Status:"))

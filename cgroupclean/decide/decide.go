@@ -143,7 +143,7 @@ type Item struct {
 	QoS         names.QoS     `json:"qos,omitempty"`
 	Path        string        `json:"path"`
 	Hierarchies []string      `json:"hierarchies"`
-	Age         time.Duration `json:"age_ns"`
+	Age         time.Duration `json:"age_ns,omitempty"` // 0: not measured (see age)
 	Reason      Reason        `json:"reason,omitempty"`
 	Processes   int           `json:"processes,omitempty"`
 	// Unit is set when the cgroup directory is a systemd unit's.

@@ -119,8 +119,9 @@ func SummaryLine(s *Scan, results []Result) string {
 		return "no pod cgroup root found: nothing to do"
 	}
 	sum := s.Plan.Summary
-	line := fmt.Sprintf("%d pod cgroups: %d live, %d orphaned (+%d orphan containers in live pods); ",
-		sum.Pods, sum.LivePods, sum.OrphanPods, sum.OrphanContainers)
+	line := fmt.Sprintf("%s: %d live, %d orphaned (+%s in live pods); ",
+		plural(sum.Pods, "pod cgroup", "pod cgroups"), sum.LivePods, sum.OrphanPods,
+		plural(sum.OrphanContainers, "orphan container", "orphan containers"))
 	if s.Plan.RuntimeError != "" {
 		line = "RUNTIME UNREACHABLE, nothing removed; " + line
 	}
@@ -133,6 +134,14 @@ func SummaryLine(s *Scan, results []Result) string {
 		verb = "dry run: would remove"
 	}
 	return line + fmt.Sprintf("%s %d, kept %d, failed %d", verb, removed, sum.Keep+refused, failed)
+}
+
+// plural is "1 thing" or "N things".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func itemFields(it decide.Item, pass uint64, dryRun bool) logrus.Fields {

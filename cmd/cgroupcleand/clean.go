@@ -50,8 +50,9 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	e.OnResult = func(r engine.Result) { engine.LogResults(log, []engine.Result{r}, 1, *dryRun) }
 	results := e.Apply(ctx, s, *dryRun)
 	engine.LogSummary(log, s, results, 1, *dryRun)
+	countRuntimeContainers(s)
 	if *asJSON {
-		return printJSON(stdout, stderr, scanDoc{Config: src, Scan: s, Results: results, DryRun: *dryRun})
+		return printJSON(stdout, stderr, newScanDoc(src, s, results, nil, *dryRun))
 	}
 	printHeader(stdout, src, s)
 	if *dryRun {

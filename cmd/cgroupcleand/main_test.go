@@ -80,7 +80,9 @@ func TestScanCleanCLI(t *testing.T) {
 				} `json:"items"`
 			} `json:"plan"`
 		} `json:"scan"`
-		Memcg *struct{ Dying int64 } `json:"memcg"`
+		Memcg *struct {
+			Dying int64 `json:"dying"`
+		} `json:"memcg"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("scan --json is not JSON: %v\n%s", err, out)

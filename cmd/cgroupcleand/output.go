@@ -41,12 +41,13 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		return
 	}
 	fmt.Fprintln(w)
+	others := otherDirsByPod(s)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tSTATE\tACTION\tREASON\tAGE\tPATH")
 	row := func(it decide.Item, indent string) {
 		reason := string(it.Reason)
 		if it.Processes > 0 {
-			reason += fmt.Sprintf(" (%d procs)", it.Processes)
+			reason += " (" + count(it.Processes, "process", "processes") + ")"
 		}
 		if n := it.LiveContainers; n > 0 {
 			reason += " (" + count(n, "live container", "live containers") + ")"
@@ -56,10 +57,16 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		}
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\n", indent, it.Kind, it.State, it.Action, reason, age(it.Age), it.Path)
 	}
+	nOther := 0
 	for _, it := range s.Plan.Items {
 		row(it, "")
 		for _, c := range it.Children {
 			row(c, "  ")
+		}
+		// Not a container: it is removed with its pod, never alone.
+		for _, o := range others[it.Path] {
+			fmt.Fprintf(tw, "  %s\t-\t%s\t%s\t-\t%s\n", otherKind, it.Action, otherReason, o)
+			nOther++
 		}
 	}
 	tw.Flush()
@@ -72,6 +79,10 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 		slices.Sort(parts)
 		fmt.Fprintf(w, "orphans kept by reason: %s\n", strings.Join(parts, " "))
 	}
+	if nOther > 0 {
+		fmt.Fprintf(w, "%s: %s inside pod cgroups with names that are not container cgroups; each goes with its pod, never alone\n",
+			otherKind, count(nOther, "directory", "directories"))
+	}
 	if s.Inventory != nil && len(s.Inventory.Skipped) > 0 {
 		fmt.Fprintf(w, "left alone (not pod cgroups):\n")
 		for _, sk := range s.Inventory.Skipped {
@@ -80,6 +91,50 @@ func printScan(w io.Writer, src string, s *engine.Scan) {
 	}
 	if n := len(decide.Removals(s.Plan)); n > 0 {
 		fmt.Fprintf(w, "clean would remove %s\n", count(n, "orphan cgroup", "orphan cgroups"))
+	}
+}
+
+// What scan shows for a directory inside a pod cgroup whose name is not a
+// container cgroup's.
+const (
+	otherKind   = "other"
+	otherReason = "not-a-container-name"
+)
+
+// otherDirsByPod lists, by pod cgroup path, the directories inside each pod
+// whose names are not container cgroups.
+func otherDirsByPod(s *engine.Scan) map[string][]string {
+	out := map[string][]string{}
+	if s.Inventory == nil {
+		return out
+	}
+	for _, p := range s.Inventory.Pods {
+		if len(p.Other) > 0 {
+			out[p.Path] = slices.Sorted(slices.Values(p.Other))
+		}
+	}
+	return out
+}
+
+// countRuntimeContainers sets each pod item's LiveContainers to the number
+// of containers the runtime lists in the pod's sandboxes. The decision
+// counted listed container cgroup directories instead (CRI-O's conmon
+// scopes and dropped-infra directories included: four for a pod with one
+// container), which is what a gate needs but not what an operator reads as
+// "live containers". Call it after the plan has been used.
+func countRuntimeContainers(s *engine.Scan) {
+	podOf := make(map[string]string, len(s.Snapshot.Sandboxes))
+	for _, sb := range s.Snapshot.Sandboxes {
+		podOf[sb.ID] = sb.PodUID
+	}
+	n := map[string]int{}
+	for _, c := range s.Snapshot.Containers {
+		if uid, ok := podOf[c.SandboxID]; ok {
+			n[uid]++
+		}
+	}
+	for i := range s.Plan.Items {
+		s.Plan.Items[i].LiveContainers = n[s.Plan.Items[i].PodUID]
 	}
 }
 
@@ -113,8 +168,13 @@ func printResults(w io.Writer, results []engine.Result) {
 	tw.Flush()
 }
 
+// age shows how long ago a cgroup last changed. 0 is "not measured": the
+// times of cgroups the runtime lists are not read (an idle pass stats
+// nothing), so live pods show "-".
 func age(d time.Duration) string {
 	switch {
+	case d == 0:
+		return "-"
 	case d < 0:
 		return "0s"
 	case d < time.Minute:

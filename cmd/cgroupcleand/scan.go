@@ -35,8 +35,9 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	health := memcgHealth(ctx, cfg, s, log)
+	countRuntimeContainers(s)
 	if *asJSON {
-		return printJSON(stdout, stderr, scanDoc{Config: src, Scan: s, Memcg: health})
+		return printJSON(stdout, stderr, newScanDoc(src, s, nil, health, false))
 	}
 	printScan(stdout, src, s)
 	if health != nil {
@@ -62,14 +63,6 @@ func memcgHealth(ctx context.Context, cfg config.Config, s *engine.Scan, log log
 		return nil
 	}
 	return &d
-}
-
-type scanDoc struct {
-	Config  string          `json:"config"`
-	Scan    *engine.Scan    `json:"scan"`
-	Results []engine.Result `json:"results,omitempty"`
-	Memcg   *memcg.Decision `json:"memcg,omitempty"`
-	DryRun  bool            `json:"dry_run,omitempty"`
 }
 
 func printJSON(stdout, stderr io.Writer, v any) int {
