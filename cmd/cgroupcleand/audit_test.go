@@ -11,7 +11,7 @@ import (
 )
 
 // TestAuditTrailInJournald runs `clean` against a real containerd with a
-// real journald, then asks journald the README's audit questions with the
+// real journald, then asks journald the audit questions of docs/auditing.md with the
 // same field matches: what was removed, why a pod was kept.
 func TestAuditTrailInJournald(t *testing.T) {
 	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
