@@ -189,13 +189,18 @@ func Decide(in Input, pol Policy) Plan {
 	if idx == nil {
 		idx = live.NewIndex(in.Snapshot)
 	}
+	var lc liveContainers
 	if in.Inventory != nil {
 		plan.Items = make([]Item, 0, len(in.Inventory.Pods))
 		for _, p := range in.Inventory.Pods {
-			plan.Items = append(plan.Items, decidePod(in, pol, p, idx))
+			it := decidePod(in, pol, p, idx)
+			if it.State == Live {
+				lc.add(&it)
+			}
+			plan.Items = append(plan.Items, it)
 		}
 	}
-	plan.passGates(in, pol)
+	plan.passGates(in, pol, lc)
 	plan.count()
 	return plan
 }
@@ -288,8 +293,32 @@ func gate(in Input, pol Policy, path string, age time.Duration, pre Reason) (Act
 	return Remove, "", 0
 }
 
+// liveContainers counts the container cgroups inside live pods: the base
+// of the container mass guards.
+type liveContainers struct {
+	total   int // every container cgroup in a live pod, listed or not
+	orphans int // those the runtime does not list
+}
+
+func (lc *liveContainers) add(pod *Item) {
+	lc.total += pod.LiveContainers + len(pod.Children)
+	for i := range pod.Children {
+		if pod.Children[i].State == Orphan {
+			lc.orphans++
+		}
+	}
+}
+
 // passGates applies the rules that look at the whole pass.
-func (plan *Plan) passGates(in Input, pol Policy) {
+//
+// The container guards look at the runtime's answer, not at what the
+// per-cgroup gates let through: a runtime that lists every sandbox but few
+// or none of their containers (restarting, truncated, buggy) makes every
+// container cgroup of every live pod look orphaned, and with
+// kill_orphan_processes those are live workloads. So they measure the
+// orphans before the removal limit, which would otherwise let
+// max_removals_per_pass of them through in every pass.
+func (plan *Plan) passGates(in Input, pol Policy, lc liveContainers) {
 	refuseAll := func(r Reason) {
 		plan.each(func(it *Item) {
 			if it.Removes() {
@@ -309,6 +338,16 @@ func (plan *Plan) passGates(in Input, pol Policy) {
 	if len(in.Snapshot.Sandboxes) == 0 && pods >= pol.MassGuardMinPods && pods > 0 {
 		refuseAll(MassGuardRuntimeEmpty)
 		return
+	}
+	if lc.orphans > 0 && lc.total >= pol.MassGuardMinPods && plan.removesContainers() {
+		switch {
+		case len(in.Snapshot.Containers) == 0:
+			refuseAll(MassGuardContainersUnlisted)
+			return
+		case float64(lc.orphans) > pol.MaxRemovalShare*float64(lc.total):
+			refuseAll(MassGuardContainerShare)
+			return
+		}
 	}
 	// Oldest first, so a limit keeps the newest for the next pass.
 	var removals []*Item
@@ -332,6 +371,21 @@ func (plan *Plan) passGates(in Input, pol Policy) {
 	if pods >= pol.MassGuardMinPods && podRemovals > 0 && float64(podRemovals) > pol.MaxRemovalShare*float64(pods) {
 		refuseAll(MassGuardShare)
 	}
+}
+
+// removesContainers reports whether the plan removes a container cgroup
+// of a live pod on its own.
+func (plan *Plan) removesContainers() bool {
+	for i := range plan.Items {
+		if p := &plan.Items[i]; p.State == Live {
+			for j := range p.Children {
+				if p.Children[j].Removes() {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // each visits every pod item and every container item that is decided on

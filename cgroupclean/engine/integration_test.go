@@ -17,6 +17,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
 
@@ -475,4 +476,91 @@ func TestKillOrphanProcessesOptIn(t *testing.T) {
 func readPidsOf(n *node, rel string) ([]int, error) {
 	t, err := apply.ReadTrees(n.root.Hierarchies, n.root.Rel(rel))
 	return t.Pids, err
+}
+
+// truncatedRuntime is a real runtime whose answer loses containers, as a
+// runtime still loading its state after a restart (or a truncated reply)
+// would give: every sandbox, only the first keep containers.
+type truncatedRuntime struct {
+	rt   live.Runtime
+	keep int
+}
+
+func (r truncatedRuntime) Snapshot(ctx context.Context) (live.Snapshot, error) {
+	s, err := r.rt.Snapshot(ctx)
+	if len(s.Containers) > r.keep {
+		s.Containers = s.Containers[:r.keep]
+	}
+	return s, err
+}
+
+// TestContainerGuardsHoldOnTruncatedAnswer: real containerd, three live
+// pods with two running containers each, and kill_orphan_processes on.
+// When the runtime's answer lists every sandbox but none or few of the
+// containers, the container cgroups of the live pods look orphaned; the
+// container mass guards must keep every one, with every process alive.
+func TestContainerGuardsHoldOnTruncatedAnswer(t *testing.T) {
+	n := newNode(t)
+	var uids []string
+	for i := 0; i < 3; i++ {
+		uid, sb, _ := n.runPod(t, "burstable", true)
+		n.ctrd.CreateStartContainer(t, sb, "second-"+uid[:8])
+		uids = append(uids, uid)
+	}
+	type podState struct {
+		dirs []string
+		pids []int
+	}
+	state := func() map[string]podState {
+		m := map[string]podState{}
+		for _, uid := range uids {
+			pids, err := readPidsOf(n, n.podPath("burstable", uid))
+			must(t, err)
+			sort.Ints(pids)
+			m[uid] = podState{n.dirs(t, n.podPath("burstable", uid)), pids}
+		}
+		return m
+	}
+	before := state()
+	for uid, st := range before {
+		if len(st.pids) < 3 || len(st.dirs) == 0 {
+			t.Fatalf("pod %s: want a sandbox and two containers running, got pids %v", uid, st.pids)
+		}
+	}
+	n.cfg.Clean.KillOrphanProcesses = true
+	for _, tc := range []struct {
+		name  string
+		keep  int
+		share float64
+		want  decide.Reason
+	}{
+		// No container listed; the share guard off (1.0) to show this
+		// guard holds on its own.
+		{"no container listed", 0, 1.0, decide.MassGuardContainersUnlisted},
+		// One of six listed: five of nine container cgroups unlisted.
+		{"one container listed", 1, 0.5, decide.MassGuardContainerShare},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n.cfg.Clean.MaxRemovalShare = tc.share
+			e := n.engine(t)
+			e.Runtime = truncatedRuntime{rt: e.Runtime, keep: tc.keep}
+			s, err := e.Scan(context.Background(), nil)
+			must(t, err)
+			if s.Plan.RuntimeError != "" {
+				t.Fatal(s.Plan.RuntimeError)
+			}
+			if len(decide.Removals(s.Plan)) != 0 || s.Plan.Kept[tc.want] < 5 {
+				t.Fatalf("planned %d removals, kept %v; want the unlisted containers kept for %s", len(decide.Removals(s.Plan)), s.Plan.Kept, tc.want)
+			}
+			if r := e.Apply(context.Background(), s, false); len(r) != 0 {
+				t.Fatalf("apply acted: %+v", r)
+			}
+			after := state()
+			for _, uid := range uids {
+				if fmt.Sprint(after[uid]) != fmt.Sprint(before[uid]) {
+					t.Errorf("live pod %s changed:\nbefore %v\nafter  %v", uid, before[uid], after[uid])
+				}
+			}
+		})
+	}
 }
