@@ -23,6 +23,10 @@ type State uint8
 const (
 	Live State = iota + 1
 	Orphan
+	// Unknown: a source of truth could not be asked (the runtime, or
+	// kubelet for a pod the runtime does not list), so the cgroup may
+	// well be live. It is kept, and never called an orphan.
+	Unknown
 )
 
 // Action is what the plan does with a cgroup.
@@ -50,7 +54,7 @@ const (
 // State, Action and Kind are bytes, not strings (a plan holds three items
 // per pod), and read and write as their names.
 var (
-	stateNames  = []string{"", "live", "orphan"}
+	stateNames  = []string{"", "live", "orphan", "unknown"}
 	actionNames = []string{"", "keep", "remove", "kill-and-remove"}
 	kindNames   = []string{"", "pod", "container"}
 )
@@ -174,6 +178,7 @@ type Summary struct {
 	Pods             int `json:"pods"`
 	LivePods         int `json:"live_pods"`
 	OrphanPods       int `json:"orphan_pods"`
+	UnknownPods      int `json:"unknown_pods"`
 	OrphanContainers int `json:"orphan_containers"`
 	Remove           int `json:"remove"`
 	Keep             int `json:"keep_orphans"`
@@ -210,10 +215,14 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
 	if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(p.Base()) {
 		it.Unit = p.Base()
 	}
-	podLive := idx.PodListed(p.UID)
 	if len(p.Containers) > 0 {
 		it.Children = make([]Item, 0, len(p.Containers))
 	}
+	if in.RuntimeErr != nil {
+		// Nothing is known about any pod: not live, not orphaned.
+		return unknownPod(in, it, p, RuntimeUnreachable)
+	}
+	podLive := idx.PodListed(p.UID)
 	anyListed := p.LiveContainers > 0
 	for _, c := range p.Containers {
 		ci := Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed), Action: Keep}
@@ -236,7 +245,7 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
 		it.State, it.Reason = Live, LiveSandbox
 		return it
 	case in.KubeletErr != nil:
-		it.State, it.Reason = Orphan, KubeletStateUnknown
+		return unknownPod(in, it, p, KubeletStateUnknown)
 	case in.KubeletPods[p.UID]:
 		it.State, it.Reason = Orphan, KubeletTracksPod
 	case anyListed:
@@ -250,6 +259,20 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
 		if it.Children[i].State == Orphan {
 			it.Children[i].Action, it.Children[i].Reason = it.Action, it.Reason
 		}
+	}
+	return it
+}
+
+// unknownPod keeps a pod and its containers as of unknown state.
+func unknownPod(in Input, it Item, p *inventory.Pod, why Reason) Item {
+	it.State, it.Action, it.Reason = Unknown, Keep, why
+	it.Children = it.Children[:0]
+	for _, c := range p.Containers {
+		ci := Item{Kind: ContainerKind, State: Unknown, Action: Keep, Reason: why, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed)}
+		if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(c.Base()) {
+			ci.Unit = c.Base()
+		}
+		it.Children = append(it.Children, ci)
 	}
 	return it
 }
@@ -327,12 +350,7 @@ func (plan *Plan) passGates(in Input, pol Policy, lc liveContainers) {
 		})
 	}
 	if in.RuntimeErr != nil {
-		plan.each(func(it *Item) {
-			if it.State == Orphan {
-				it.Action, it.Reason = Keep, RuntimeUnreachable
-			}
-		})
-		return
+		return // every item is of unknown state and kept
 	}
 	pods := len(plan.Items)
 	if len(in.Snapshot.Sandboxes) == 0 && pods >= pol.MassGuardMinPods && pods > 0 {
@@ -415,6 +433,8 @@ func (plan *Plan) count() {
 		switch {
 		case it.Kind == PodKind && it.State == Live:
 			s.LivePods++
+		case it.Kind == PodKind && it.State == Unknown:
+			s.UnknownPods++
 		case it.Kind == PodKind:
 			s.OrphanPods++
 		case it.State == Orphan:

@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -80,9 +81,9 @@ func TestDecidePodGates(t *testing.T) {
 				{"live sandbox ready", pod(d, q, 1, old), nil, want{Live, Keep, LiveSandbox}},
 				{"live sandbox notready", pod(d, q, 1, old), func(in *Input, _ *Policy) { in.Snapshot.Sandboxes[0].Ready = false }, want{Live, Keep, LiveSandbox}},
 				{"orphan removed", pod(d, q, 2, old), nil, want{Orphan, Remove, ""}},
-				{"runtime unreachable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.RuntimeErr = errors.New("dial: refused") }, want{Orphan, Keep, RuntimeUnreachable}},
+				{"runtime unreachable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.RuntimeErr = errors.New("dial: refused") }, want{Unknown, Keep, RuntimeUnreachable}},
 				{"kubelet tracks", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.KubeletPods[uid(2)] = true }, want{Orphan, Keep, KubeletTracksPod}},
-				{"kubelet unreadable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.KubeletErr = errors.New("EACCES") }, want{Orphan, Keep, KubeletStateUnknown}},
+				{"kubelet unreadable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.KubeletErr = errors.New("EACCES") }, want{Unknown, Keep, KubeletStateUnknown}},
 				{"container still listed", pod(d, q, 2, old, id(7)), func(in *Input, _ *Policy) {
 					in.Snapshot.Containers = append(in.Snapshot.Containers, live.Container{ID: id(7), SandboxID: id(1001)})
 				}, want{Orphan, Keep, RuntimeListsContainer}},
@@ -137,8 +138,12 @@ func TestDecidePodGates(t *testing.T) {
 					if d == names.Cgroupfs && got.Unit != "" {
 						t.Fatalf("cgroupfs pod has unit %q", got.Unit)
 					}
+					wantOther := Live
+					if in.RuntimeErr != nil {
+						wantOther = Unknown
+					}
 					for _, other := range plan.Items[1:] {
-						if other.Action != Keep || other.State != Live {
+						if other.Action != Keep || other.State != wantOther {
 							t.Fatalf("live pod %s got %s/%s", other.Path, other.State, other.Action)
 						}
 					}
@@ -429,6 +434,47 @@ func TestSightingsConfirm(t *testing.T) {
 	in.RuntimeErr = errors.New("down")
 	if next := NextSightings(Decide(in, pol), in.Sightings); len(next) != 0 {
 		t.Fatalf("an unreachable runtime must reset the count, got %v", next)
+	}
+}
+
+// TestRuntimeUnreachableStateUnknown: with the runtime unreachable no pod
+// is live or orphaned as far as anyone can tell: every pod and container,
+// the live ones and the one kubelet tracks included, is of unknown state,
+// kept, and counted as such (never LIVE=0 with every pod an orphan).
+func TestRuntimeUnreachableStateUnknown(t *testing.T) {
+	inv := &inventory.Inventory{Driver: names.Systemd, Pods: []*inventory.Pod{
+		pod(names.Systemd, names.Burstable, 1, time.Hour, id(1001), id(5)), // live, with a container
+		pod(names.Systemd, names.Guaranteed, 2, time.Hour),                 // kubelet tracks it
+		pod(names.Systemd, names.BestEffort, 3, time.Hour, id(6)),          // an orphan, as it happens
+	}}
+	in := Input{Inventory: inv, KubeletPods: map[string]bool{uid(2): true}, Procs: noProcs(inv), Now: now,
+		RuntimeErr: errors.New("dial unix /run/crio/crio.sock: connection refused"), Sightings: map[string]int{inv.Pods[2].Path: 5}}
+	pol := policy
+	pol.KillOrphanProcesses = true
+	plan := Decide(in, pol)
+	for _, it := range plan.Items {
+		for _, x := range append([]Item{it}, it.Children...) {
+			if x.State != Unknown || x.Action != Keep || x.Reason != RuntimeUnreachable {
+				t.Errorf("%s %s: %s/%s/%s, want unknown/keep/runtime-unreachable", x.Kind, x.Path, x.State, x.Action, x.Reason)
+			}
+		}
+	}
+	want := Summary{Pods: 3, UnknownPods: 3}
+	if plan.Summary != want {
+		t.Errorf("summary %+v, want %+v", plan.Summary, want)
+	}
+	if len(plan.Kept) != 0 || len(Removals(plan)) != 0 || len(Candidates(plan)) != 0 {
+		t.Errorf("kept %v, removals %d, candidates %d", plan.Kept, len(Removals(plan)), len(Candidates(plan)))
+	}
+	if next := NextSightings(plan, in.Sightings); len(next) != 0 {
+		t.Errorf("sightings after an unknown pass: %v", next)
+	}
+	if b, _ := json.Marshal(plan.Items[0]); !strings.Contains(string(b), `"state":"unknown"`) {
+		t.Errorf("JSON: %s", b)
+	}
+	var st State
+	if err := st.UnmarshalText([]byte("unknown")); err != nil || st != Unknown {
+		t.Errorf("state name does not read back: %v %v", st, err)
 	}
 }
 

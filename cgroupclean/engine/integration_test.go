@@ -262,7 +262,7 @@ func TestScanCleanAgainstContainerd(t *testing.T) {
 
 func TestNothingRemovedWhenRuntimeDown(t *testing.T) {
 	n := newNode(t)
-	n.runPod(t, "burstable", false)
+	liveUID, _, _ := n.runPod(t, "burstable", true)
 	orphan := testbed.RandomUID()
 	must(t, n.root.Mkdir(n.podPath("burstable", orphan)))
 	e := n.engine(t)
@@ -275,9 +275,20 @@ func TestNothingRemovedWhenRuntimeDown(t *testing.T) {
 	if s.Plan.RuntimeError == "" {
 		t.Fatal("scan did not notice the runtime is down")
 	}
-	it, _ := itemByPath(s, n.root.Rel(n.podPath("burstable", orphan)))
-	if it.Reason != decide.RuntimeUnreachable || it.Removes() {
-		t.Fatalf("orphan with runtime down: %s/%s", it.Action, it.Reason)
+	// Neither the live pod nor the orphan is called anything but unknown.
+	for _, uid := range []string{liveUID, orphan} {
+		it, _ := itemByPath(s, n.root.Rel(n.podPath("burstable", uid)))
+		if it.State != decide.Unknown || it.Reason != decide.RuntimeUnreachable || it.Removes() {
+			t.Fatalf("pod %s with runtime down: %s/%s/%s", uid, it.State, it.Action, it.Reason)
+		}
+		for _, c := range it.Children {
+			if c.State != decide.Unknown || c.Removes() {
+				t.Fatalf("container %s with runtime down: %s/%s", c.Path, c.State, c.Action)
+			}
+		}
+	}
+	if sum := s.Plan.Summary; sum.UnknownPods != 2 || sum.LivePods != 0 || sum.OrphanPods != 0 {
+		t.Fatalf("summary %+v", sum)
 	}
 	if r := e.Apply(context.Background(), s, false); len(r) != 0 {
 		t.Fatalf("apply acted with the runtime down: %+v", r)

@@ -122,5 +122,15 @@ func TestScanCleanCLI(t *testing.T) {
 	if r.Exists("kubepods/burstable/pod"+orphanUID) != len(r.Hierarchies) {
 		t.Fatal("clean removed an orphan while the runtime was down")
 	}
+	// scan says the state is unknown: the live pod is not an orphan.
+	code, out, _ = runCLI("scan", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "all of unknown state") {
+		t.Fatalf("scan with runtime down: %d\n%s", code, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, liveUID) && (!strings.Contains(line, "unknown") || strings.Contains(line, "orphan")) {
+			t.Fatalf("live pod's row with runtime down: %q", line)
+		}
+	}
 	ctrd.Restart(t)
 }
