@@ -19,6 +19,8 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 )
 
 // node is a kubelet-like layout under the test's own cgroup root, with a
@@ -573,5 +575,61 @@ func TestContainerGuardsHoldOnTruncatedAnswer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMissingKubeletRootKeepsEverything: a kubelet_root without pods/ (a
+// distribution that keeps kubelet elsewhere) must not turn the kubelet
+// gate off. Every pod the runtime does not list is kept as of unknown
+// state, with one warning per pass naming the key; a pods/ that goes away
+// between the scan and the removal stops the removal too.
+func TestMissingKubeletRootKeepsEverything(t *testing.T) {
+	n := newNode(t)
+	liveUID, _, _ := n.runPod(t, "burstable", false)
+	orphan := testbed.RandomUID()
+	must(t, n.root.Mkdir(n.podPath("besteffort", orphan)))
+	n.cfg.Cgroup.KubeletRoot = filepath.Join(n.kubelet, "elsewhere")
+
+	log, hook := test.NewNullLogger()
+	e := n.engine(t)
+	e.Log = log
+	s, err := e.Scan(context.Background(), nil)
+	must(t, err)
+	it, _ := itemByPath(s, n.root.Rel(n.podPath("besteffort", orphan)))
+	if it.State != decide.Unknown || it.Reason != decide.KubeletStateUnknown || it.Removes() {
+		t.Fatalf("orphan with no kubelet state: %s/%s/%s", it.State, it.Action, it.Reason)
+	}
+	if it, _ := itemByPath(s, n.root.Rel(n.podPath("burstable", liveUID))); it.State != decide.Live {
+		t.Fatalf("live pod: %s", it.State)
+	}
+	warnings := 0
+	for _, en := range hook.AllEntries() {
+		if en.Level == logrus.WarnLevel && strings.Contains(en.Message, "cgroup.kubelet_root") {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Fatalf("%d warnings naming cgroup.kubelet_root in one pass, want 1", warnings)
+	}
+	if r := e.Apply(context.Background(), s, false); len(r) != 0 {
+		t.Fatalf("apply acted: %+v", r)
+	}
+
+	// The plan was made with kubelet's pods/ there; it goes before the
+	// removal: the final check refuses.
+	n.cfg.Cgroup.KubeletRoot = n.kubelet
+	e = n.engine(t)
+	s, err = e.Scan(context.Background(), nil)
+	must(t, err)
+	if rm := decide.Removals(s.Plan); len(rm) != 1 || rm[0].PodUID != orphan {
+		t.Fatalf("planned %+v", rm)
+	}
+	must(t, os.Remove(filepath.Join(n.kubelet, "pods")))
+	results := e.Apply(context.Background(), s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.KubeletStateUnknown {
+		t.Fatalf("results %+v", results)
+	}
+	if n.root.Exists(n.podPath("besteffort", orphan)) != len(n.root.Hierarchies) {
+		t.Fatal("orphan removed while kubelet's state was unknown")
 	}
 }

@@ -58,9 +58,13 @@ func TestScanCleanCLI(t *testing.T) {
 		}
 	}
 	ctrd.RunPod(t, r.Rel("kubepods/burstable/pod"+liveUID), liveUID, "live")
+	kubelet := t.TempDir()
+	if err := os.Mkdir(filepath.Join(kubelet, "pods"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(t.TempDir(), "c.toml")
 	text := fmt.Sprintf("[runtime]\nendpoint = %q\n[cgroup]\npod_root = %q\nkubelet_root = %q\n[clean]\nmin_age = \"0s\"\nmax_removal_share = 1.0\nuse_systemd = \"never\"\n[log]\nformat = \"text\"\n",
-		ctrd.Endpoint(), r.Rel("kubepods"), t.TempDir())
+		ctrd.Endpoint(), r.Rel("kubepods"), kubelet)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
