@@ -24,21 +24,28 @@ const (
 	HasProcesses          Reason = "has-processes"            // processes inside, kill_orphan_processes off
 	MassGuardRuntimeEmpty Reason = "mass-guard-runtime-empty" // no sandbox listed while many pod cgroups exist
 	MassGuardShare        Reason = "mass-guard-share"         // more than max_removal_share of pods would go
-	// The runtime lists sandboxes but no container at all, while live pods
-	// hold container cgroups it does not list.
+	RemovalLimit          Reason = "removal-limit"            // over max_removals_per_pass
+	GoneSinceScan         Reason = "gone"                     // the directory disappeared by itself
+	RuntimeListsNow       Reason = "runtime-lists-now"        // the runtime listed it when asked again before removal
+	KubeletTracksNow      Reason = "kubelet-tracks-now"       // kubelet's pod dir appeared before removal
+	ProcessesAppeared     Reason = "processes-appeared"       // processes found in the final check before removal
+	SystemdUnreachable    Reason = "systemd-unreachable"      // a unit owns it but systemd could not be asked
+	UnitNotOwned          Reason = "unit-cgroup-mismatch"     // the unit of that name owns another cgroup
+	Busy                  Reason = "busy"                     // rmdir said EBUSY: the kernel still sees tasks or children
+	RemoveFailed          Reason = "remove-failed"            // another error removing it
+	KillFailed            Reason = "kill-failed"              // its processes could not all be killed
+	RuntimeUnreachableNow Reason = "runtime-unreachable-now"  // the runtime failed when asked again before removal
+)
+
+// The container mass guards, checked right after mass-guard-runtime-empty:
+// a runtime that lists every sandbox but few or none of their containers
+// makes the container cgroups of live pods look orphaned. Either refuses
+// every removal of the pass.
+const (
+	// The runtime lists no container at all while live pods hold at least
+	// mass_guard_min_pods container cgroups, some of them unlisted.
 	MassGuardContainersUnlisted Reason = "mass-guard-containers-unlisted"
 	// More than max_removal_share of the container cgroups in live pods
-	// are not listed by the runtime.
+	// are unlisted.
 	MassGuardContainerShare Reason = "mass-guard-container-share"
-	RemovalLimit            Reason = "removal-limit"           // over max_removals_per_pass
-	GoneSinceScan           Reason = "gone"                    // the directory disappeared by itself
-	RuntimeListsNow         Reason = "runtime-lists-now"       // the runtime listed it when asked again before removal
-	KubeletTracksNow        Reason = "kubelet-tracks-now"      // kubelet's pod dir appeared before removal
-	ProcessesAppeared       Reason = "processes-appeared"      // processes found in the final check before removal
-	SystemdUnreachable      Reason = "systemd-unreachable"     // a unit owns it but systemd could not be asked
-	UnitNotOwned            Reason = "unit-cgroup-mismatch"    // the unit of that name owns another cgroup
-	Busy                    Reason = "busy"                    // rmdir said EBUSY: the kernel still sees tasks or children
-	RemoveFailed            Reason = "remove-failed"           // another error removing it
-	KillFailed              Reason = "kill-failed"             // its processes could not all be killed
-	RuntimeUnreachableNow   Reason = "runtime-unreachable-now" // the runtime failed when asked again before removal
 )
