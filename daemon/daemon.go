@@ -124,6 +124,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer d.links.Close()
 	d.warnWatchdog(d.cfg)
+	d.warnKubeletRoot(d.cfg)
 	pingerDone := make(chan struct{})
 	pctx, stopPinger := context.WithCancel(context.Background())
 	if d.Watchdog > 0 && d.Notifier != nil {
@@ -229,6 +230,7 @@ func (d *Daemon) reload() {
 	// also recover from a runtime that was restarted meanwhile.
 	d.links.Close()
 	d.warnWatchdog(cfg)
+	d.warnKubeletRoot(cfg)
 	d.Log.WithFields(logrus.Fields{
 		audit.MessageID: audit.IDConfigReloaded, audit.ConfigFile: d.ConfigFile, audit.Reason: "applied",
 	}).Infof("config reloaded: a pass every %s, confirm_passes %d, min_age %s",

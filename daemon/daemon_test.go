@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -539,5 +540,34 @@ func TestWatchdogStopsOnStall(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if n := pings(); n != 1 {
 		t.Fatalf("after the stage moved on: %d pings, want 1", n)
+	}
+}
+
+// TestStartWarnsAboutKubeletRoot: a kubelet_root without kubelet's pods/
+// turns every pod the runtime does not list into "kept": the daemon says
+// so at start and on reload, naming the key to set, and is quiet once the
+// directory is there.
+func TestStartWarnsAboutKubeletRoot(t *testing.T) {
+	cfg := testConfig(time.Minute, 0)
+	cfg.Cgroup.KubeletRoot = t.TempDir()
+	h := start(t, cfg, 0, orphansPass(), func() (config.Config, error) { return cfg, nil })
+	h.call(t)
+	h.notes.next(t)
+	warned := func() int { return strings.Count(h.logText(), "kubelet state unknown") }
+	if l := h.logText(); warned() != 1 || !strings.Contains(l, "cgroup.kubelet_root") || !strings.Contains(l, "level=warning") {
+		t.Fatalf("start log:\n%s", l)
+	}
+	h.hup <- os.Interrupt
+	h.notes.next(t)
+	if warned() != 2 {
+		t.Fatalf("no warning on reload:\n%s", h.logText())
+	}
+	if err := os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.hup <- os.Interrupt
+	h.notes.next(t)
+	if warned() != 2 {
+		t.Fatalf("warned with pods/ there:\n%s", h.logText())
 	}
 }

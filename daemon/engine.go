@@ -202,3 +202,12 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 	}
 	return PassResult{Summary: engine.SummaryLine(s, results), Sightings: decide.NextSightings(s.Plan, sightings)}
 }
+
+// warnKubeletRoot says at start and on reload when kubelet's state is not
+// where cgroup.kubelet_root says: every pass would then keep every pod the
+// runtime does not list (kubelet-state-unknown) and remove none of them.
+func (d *Daemon) warnKubeletRoot(cfg config.Config) {
+	if err := live.CheckKubeletRoot(cfg.Cgroup.KubeletRoot); err != nil {
+		d.Log.WithFields(logrus.Fields{audit.ConfigFile: d.ConfigFile, audit.Error: err.Error()}).Warnf("kubelet state unknown: %v", err)
+	}
+}

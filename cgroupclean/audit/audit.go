@@ -57,3 +57,13 @@ const (
 	IDConfigReloaded     = "5c7e9a1b3d5f4e8a9b2d4f6a8c0e2d31"
 	IDMemcgHealth        = "a1c3e5f7092b4d6f8b1d3f5a7c9e0b53"
 )
+
+// Fields of the unknown state: a source of truth (the runtime, kubelet)
+// could not be asked, so a cgroup may be live and is never called an
+// orphan.
+const (
+	// State is live, orphan or unknown, on the entries of kept cgroups.
+	State = "STATE"
+	// Unknown counts the pod cgroups of unknown state in a pass summary.
+	Unknown = "UNKNOWN"
+)

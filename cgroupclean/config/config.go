@@ -6,8 +6,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -213,26 +215,27 @@ func (c Config) validate() []FieldError {
 	if !strings.HasPrefix(c.Runtime.Endpoint, "unix://") && !strings.HasPrefix(c.Runtime.Endpoint, "/") {
 		bad("runtime.endpoint", "must be a unix socket (unix:///path or /path), got %q", c.Runtime.Endpoint)
 	}
-	if c.Runtime.Timeout.Duration <= 0 {
-		bad("runtime.timeout", "must be positive, got %s", c.Runtime.Timeout.Duration)
-	}
-	checkAbs := func(key, p string, allowEmpty bool) {
+	atLeast(bad, "runtime.timeout", c.Runtime.Timeout, MinRuntimeTimeout, "every CRI call would time out")
+	// A root that is "/" in disguise ("//", "/.", "/x/..") would make
+	// every cgroup a pod, or every directory kubelet's.
+	checkAbs := func(key, p string, allowEmpty bool, isRoot string) {
 		switch {
 		case p == "" && allowEmpty:
 		case p == "":
 			bad(key, "must not be empty")
 		case !filepath.IsAbs(p):
 			bad(key, "must be an absolute path, got %q", p)
+		case filepath.Clean(p) == "/":
+			bad(key, "must not be %s, got %q", isRoot, p)
 		case hasDotDot(p):
 			bad(key, "must not contain \"..\", got %q", p)
+		case filepath.Clean(p) != p:
+			bad(key, "must be written plainly, as %q, got %q", filepath.Clean(p), p)
 		}
 	}
-	checkAbs("cgroup.mount_root", c.Cgroup.MountRoot, false)
-	checkAbs("cgroup.kubelet_root", c.Cgroup.KubeletRoot, false)
-	checkAbs("cgroup.pod_root", c.Cgroup.PodRoot, true)
-	if c.Cgroup.PodRoot == "/" {
-		bad("cgroup.pod_root", "must not be the cgroup root itself")
-	}
+	checkAbs("cgroup.mount_root", c.Cgroup.MountRoot, false, "/ itself")
+	checkAbs("cgroup.kubelet_root", c.Cgroup.KubeletRoot, false, "/ itself")
+	checkAbs("cgroup.pod_root", c.Cgroup.PodRoot, true, "the cgroup root itself")
 	switch c.Cgroup.Driver {
 	case "auto", "systemd", "cgroupfs":
 	default:
@@ -244,7 +247,8 @@ func (c Config) validate() []FieldError {
 	if c.Clean.MaxRemovalsPerPass < 1 {
 		bad("clean.max_removals_per_pass", "must be at least 1, got %d", c.Clean.MaxRemovalsPerPass)
 	}
-	if c.Clean.MaxRemovalShare <= 0 || c.Clean.MaxRemovalShare > 1 {
+	// Written so that NaN fails too: every comparison with NaN is false.
+	if !(c.Clean.MaxRemovalShare > 0 && c.Clean.MaxRemovalShare <= 1) {
 		bad("clean.max_removal_share", "must be in (0, 1], got %g", c.Clean.MaxRemovalShare)
 	}
 	if c.Clean.MassGuardMinPods < 0 {
@@ -260,16 +264,12 @@ func (c Config) validate() []FieldError {
 	default:
 		bad("clean.systemd_bus", "must be system, user or a unix:path= address, got %q", c.Clean.SystemdBus)
 	}
-	if c.Clean.UnitStopTimeout.Duration <= 0 {
-		bad("clean.unit_stop_timeout", "must be positive, got %s", c.Clean.UnitStopTimeout.Duration)
-	}
+	atLeast(bad, "clean.unit_stop_timeout", c.Clean.UnitStopTimeout, MinUnitStopTimeout, "a unit's stop job could not end in time")
 	if c.Clean.ConfirmPasses < 1 {
 		bad("clean.confirm_passes", "must be at least 1, got %d", c.Clean.ConfirmPasses)
 	}
-	if c.Daemon.Interval.Duration < time.Second {
-		bad("daemon.interval", "must be at least 1s, got %s", c.Daemon.Interval.Duration)
-	}
-	if c.Daemon.Jitter < 0 || c.Daemon.Jitter > 0.5 {
+	atLeast(bad, "daemon.interval", c.Daemon.Interval, MinInterval, "passes would run back to back")
+	if !(c.Daemon.Jitter >= 0 && c.Daemon.Jitter <= 0.5) {
 		bad("daemon.jitter", "must be in [0, 0.5], got %g", c.Daemon.Jitter)
 	}
 	switch c.Log.Level {
@@ -283,7 +283,56 @@ func (c Config) validate() []FieldError {
 		bad("log.format", "must be auto, journal, text or json, got %q", c.Log.Format)
 	}
 	errs = append(errs, c.Memcg.validate()...)
-	return errs
+	return append(errs, nonFinite(c, errs)...)
+}
+
+// Floors of the durations where a tiny value turns a guard into a loop or
+// a call that can never succeed.
+const (
+	MinRuntimeTimeout  = 100 * time.Millisecond
+	MinUnitStopTimeout = time.Second
+	MinInterval        = time.Second
+)
+
+func atLeast(bad func(key, format string, args ...any), key string, d Duration, floor time.Duration, why string) {
+	if d.Duration < floor {
+		bad(key, "must be at least %s (below it %s), got %s", floor, why, d.Duration)
+	}
+}
+
+// nonFinite reports every float key that is NaN or infinite and has no
+// error yet. TOML allows nan and inf, and NaN passes every "< limit"
+// check, so each range check is written to fail on it; this catches any
+// float key whose check does not.
+func nonFinite(c Config, have []FieldError) []FieldError {
+	reported := map[string]bool{}
+	for _, fe := range have {
+		reported[fe.Key] = true
+	}
+	var out []FieldError
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			key := f.Tag.Get("toml")
+			if key == "" {
+				continue
+			}
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			switch fv := v.Field(i); fv.Kind() {
+			case reflect.Struct:
+				walk(key, fv)
+			case reflect.Float32, reflect.Float64:
+				if x := fv.Float(); (math.IsNaN(x) || math.IsInf(x, 0)) && !reported[key] {
+					out = append(out, FieldError{Key: key, Msg: fmt.Sprintf("must be a finite number, got %g", x)})
+				}
+			}
+		}
+	}
+	walk("", reflect.ValueOf(c))
+	return out
 }
 
 func hasDotDot(p string) bool {

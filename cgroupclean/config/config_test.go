@@ -33,27 +33,52 @@ func TestParseRejects(t *testing.T) {
 		{"section is a value", "clean = 3\n", "clean", 1, "type mismatch"},
 		// Bad values.
 		{"tcp endpoint", "[runtime]\nendpoint = \"tcp://10.0.0.1:1234\"\n", "runtime.endpoint", 2, "unix socket"},
-		{"zero timeout", "[runtime]\ntimeout = \"0s\"\n", "runtime.timeout", 2, "positive"},
+		{"zero timeout", "[runtime]\ntimeout = \"0s\"\n", "runtime.timeout", 2, "at least 100ms"},
+		{"tiny timeout", "[runtime]\ntimeout = \"50ms\"\n", "runtime.timeout", 2, "at least 100ms"},
 		{"relative mount root", "[cgroup]\nmount_root = \"sys/fs/cgroup\"\n", "cgroup.mount_root", 2, "absolute"},
 		{"empty kubelet root", "[cgroup]\nkubelet_root = \"\"\n", "cgroup.kubelet_root", 2, "empty"},
 		{"pod root is /", "[cgroup]\npod_root = \"/\"\n", "cgroup.pod_root", 2, "cgroup root"},
+		{"pod root is //", "[cgroup]\npod_root = \"//\"\n", "cgroup.pod_root", 2, "cgroup root"},
+		{"pod root is /.", "[cgroup]\npod_root = \"/.\"\n", "cgroup.pod_root", 2, "cgroup root"},
+		{"pod root is /x/..", "[cgroup]\npod_root = \"/x/..\"\n", "cgroup.pod_root", 2, "cgroup root"},
+		{"pod root relative", "[cgroup]\npod_root = \"kubepods\"\n", "cgroup.pod_root", 2, "absolute"},
+		{"pod root not clean", "[cgroup]\npod_root = \"/kubepods/\"\n", "cgroup.pod_root", 2, `as "/kubepods"`},
+		{"pod root with //", "[cgroup]\npod_root = \"//kubepods\"\n", "cgroup.pod_root", 2, `as "/kubepods"`},
+		{"mount root is /", "[cgroup]\nmount_root = \"/\"\n", "cgroup.mount_root", 2, "/ itself"},
+		{"mount root is /./", "[cgroup]\nmount_root = \"/./\"\n", "cgroup.mount_root", 2, "/ itself"},
+		{"kubelet root is //", "[cgroup]\nkubelet_root = \"//\"\n", "cgroup.kubelet_root", 2, "/ itself"},
+		{"kubelet root relative", "[cgroup]\nkubelet_root = \"var/lib/kubelet\"\n", "cgroup.kubelet_root", 2, "absolute"},
+		{"kubelet root with ..", "[cgroup]\nkubelet_root = \"/var/lib/../kubelet\"\n", "cgroup.kubelet_root", 2, `".."`},
 		{"pod root with ..", "[cgroup]\npod_root = \"/kubepods/../system.slice\"\n", "cgroup.pod_root", 2, `".."`},
 		{"bad driver", "[cgroup]\ndriver = \"v2\"\n", "cgroup.driver", 2, "auto, systemd or cgroupfs"},
 		{"negative min age", "[clean]\nmin_age = \"-5m\"\n", "clean.min_age", 2, "negative"},
 		{"no removals allowed", "[clean]\nmax_removals_per_pass = 0\n", "clean.max_removals_per_pass", 2, "at least 1"},
 		{"share zero", "[clean]\nmax_removal_share = 0.0\n", "clean.max_removal_share", 2, "(0, 1]"},
 		{"share above one", "[clean]\nmax_removal_share = 1.5\n", "clean.max_removal_share", 2, "(0, 1]"},
+		{"share nan", "[clean]\nmax_removal_share = nan\n", "clean.max_removal_share", 2, "got NaN"},
+		{"share inf", "[clean]\nmax_removal_share = inf\n", "clean.max_removal_share", 2, "got +Inf"},
 		{"negative guard", "[clean]\nmass_guard_min_pods = -1\n", "clean.mass_guard_min_pods", 2, "negative"},
 		{"bad use_systemd", "[clean]\nuse_systemd = \"sometimes\"\n", "clean.use_systemd", 2, "auto, always or never"},
 		{"bad bus", "[clean]\nsystemd_bus = \"tcp:host=x\"\n", "clean.systemd_bus", 2, "unix:path="},
-		{"zero stop timeout", "[clean]\nunit_stop_timeout = \"0s\"\n", "clean.unit_stop_timeout", 2, "positive"},
+		{"zero stop timeout", "[clean]\nunit_stop_timeout = \"0s\"\n", "clean.unit_stop_timeout", 2, "at least 1s"},
+		{"tiny stop timeout", "[clean]\nunit_stop_timeout = \"500ms\"\n", "clean.unit_stop_timeout", 2, "at least 1s"},
 		{"no confirmation", "[clean]\nconfirm_passes = 0\n", "clean.confirm_passes", 2, "at least 1"},
 		{"interval too short", "[daemon]\ninterval = \"500ms\"\n", "daemon.interval", 2, "at least 1s"},
 		{"jitter too large", "[daemon]\njitter = 0.75\n", "daemon.jitter", 2, "[0, 0.5]"},
 		{"negative jitter", "[daemon]\njitter = -0.1\n", "daemon.jitter", 2, "[0, 0.5]"},
+		{"nan jitter", "[daemon]\njitter = nan\n", "daemon.jitter", 2, "got NaN"},
+		{"negative interval", "[daemon]\ninterval = \"-5m\"\n", "daemon.interval", 2, "at least 1s"},
 		{"bad log level", "[log]\nlevel = \"trace\"\n", "log.level", 2, "debug, info, warning or error"},
 		{"bad log format", "[log]\nformat = \"xml\"\n", "log.format", 2, "auto, journal, text or json"},
 		{"bad memcg mode", "[memcg]\nmode = \"on\"\n", "memcg.mode", 2, "off, observe or act"},
+		{"pressure nan", "[memcg]\npressure_max = nan\n", "memcg.pressure_max", 2, "got NaN"},
+		{"dying ratio inf", "[memcg]\ndying_ratio_act = inf\n", "memcg.dying_ratio_act", 2, "got +Inf"},
+		{"dying ratio absurd", "[memcg]\ndying_ratio_act = 1e9\n", "memcg.dying_ratio_act", 2, "[0, 1000]"},
+		{"min effect nan", "[memcg]\nmin_effect = -nan\n", "memcg.min_effect", 2, "got NaN"},
+		{"probe interval tiny", "[memcg]\nprobe_interval = \"5s\"\n", "memcg.probe_interval", 2, "at least 10s"},
+		{"reclaim cooldown tiny", "[memcg]\nreclaim_cooldown = \"30s\"\n", "memcg.reclaim_cooldown", 2, "at least 1m0s"},
+		{"drop cooldown tiny", "[memcg]\ndrop_caches_cooldown = \"1ns\"\n", "memcg.drop_caches_cooldown", 2, "at least 10m0s"},
+		{"drop cap absurd", "[memcg]\ndrop_caches_daily_cap = 1000\n", "memcg.drop_caches_daily_cap", 2, "[0, 24]"},
 		// Syntax.
 		// The TOML parser notices the missing "]" at the newline, so it
 		// names the line after the header.
@@ -81,6 +106,70 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("no FieldError{Key: %q, Line: %d} in %+v", tc.key, tc.line, errs.List)
 			}
 		})
+	}
+}
+
+// Every float key, present or future, refuses NaN and the infinities with
+// its key and line: TOML allows them, and NaN passes any "< limit" check.
+func TestEveryFloatKeyRefusesNonFinite(t *testing.T) {
+	var keys []string
+	var walk func(prefix string, v reflect.Type)
+	walk = func(prefix string, v reflect.Type) {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			key := f.Tag.Get("toml")
+			switch {
+			case key == "":
+			case f.Type.Kind() == reflect.Struct:
+				walk(prefix+key+".", f.Type)
+			case f.Type.Kind() == reflect.Float64:
+				keys = append(keys, prefix+key)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+	if len(keys) < 5 {
+		t.Fatalf("found only float keys %v", keys)
+	}
+	for _, key := range keys {
+		section, name, _ := strings.Cut(key, ".")
+		for _, v := range []string{"nan", "+nan", "-nan", "inf", "+inf", "-inf"} {
+			text := fmt.Sprintf("[%s]\n%s = %s\n", section, name, v)
+			_, err := Parse("t.toml", text)
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Errorf("%s = %s accepted (err %v)", key, v, err)
+				continue
+			}
+			found := false
+			for _, fe := range errs.List {
+				found = found || fe.Key == key && fe.Line == 2
+			}
+			if !found || len(errs.List) != 1 {
+				t.Errorf("%s = %s: want one error on %s line 2, got %v", key, v, key, err)
+			}
+		}
+	}
+}
+
+// The floors and the defaults agree: the shipped defaults are above every
+// floor, so an operator who copies the example starts valid.
+func TestDefaultsAboveFloors(t *testing.T) {
+	d := Default()
+	for _, c := range []struct {
+		key        string
+		val, floor time.Duration
+	}{
+		{"runtime.timeout", d.Runtime.Timeout.Duration, MinRuntimeTimeout},
+		{"clean.unit_stop_timeout", d.Clean.UnitStopTimeout.Duration, MinUnitStopTimeout},
+		{"daemon.interval", d.Daemon.Interval.Duration, MinInterval},
+		{"memcg.probe_interval", d.Memcg.ProbeInterval.Duration, MinProbeInterval},
+		{"memcg.reclaim_cooldown", d.Memcg.ReclaimCooldown.Duration, MinReclaimCooldown},
+		{"memcg.drop_caches_cooldown", d.Memcg.DropCachesCooldown.Duration, MinDropCachesCooldown},
+	} {
+		if c.val < c.floor {
+			t.Errorf("default %s %s is below its floor %s", c.key, c.val, c.floor)
+		}
 	}
 }
 

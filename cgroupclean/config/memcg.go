@@ -104,16 +104,17 @@ func (m Memcg) validate() []FieldError {
 			bad(key, "must be positive, got %s", d.Duration)
 		}
 	}
-	if m.ProbeInterval.Duration < time.Second {
-		bad("probe_interval", "must be at least 1s, got %s", m.ProbeInterval.Duration)
+	floorOf := func(key string, d Duration, least time.Duration, why string) {
+		atLeast(func(_, format string, args ...any) { bad(key, format, args...) }, key, d, least, why)
 	}
+	floorOf("probe_interval", m.ProbeInterval, MinProbeInterval, "the probe would walk the memory hierarchy without rest")
 	positive("stat_timeout", m.StatTimeout)
 	positive("latency_warn", m.LatencyWarn)
 	positive("latency_act", m.LatencyAct)
 	positive("prevent_timeout", m.PreventTimeout)
 	positive("reclaim_timeout", m.ReclaimTimeout)
-	positive("reclaim_cooldown", m.ReclaimCooldown)
-	positive("drop_caches_cooldown", m.DropCachesCooldown)
+	floorOf("reclaim_cooldown", m.ReclaimCooldown, MinReclaimCooldown, "pod-root reclaim could run pass after pass")
+	floorOf("drop_caches_cooldown", m.DropCachesCooldown, MinDropCachesCooldown, "drop_caches could run probe after probe")
 	positive("backoff_max", m.BackoffMax)
 	if m.Window < 1 || m.Window > 1000 {
 		bad("window", "must be in [1, 1000], got %d", m.Window)
@@ -130,8 +131,8 @@ func (m Memcg) validate() []FieldError {
 	if m.DyingAct < m.DyingWarn {
 		bad("dying_act", "must not be below dying_warn (%d), got %d", m.DyingWarn, m.DyingAct)
 	}
-	if m.DyingRatioAct < 0 {
-		bad("dying_ratio_act", "must not be negative (0 turns it off), got %g", m.DyingRatioAct)
+	if !(m.DyingRatioAct >= 0 && m.DyingRatioAct <= MaxDyingRatioAct) {
+		bad("dying_ratio_act", "must be in [0, %d] (0 turns it off), got %g", MaxDyingRatioAct, m.DyingRatioAct)
 	}
 	const page = 4096
 	if m.ReclaimStepBytes < page {
@@ -143,16 +144,26 @@ func (m Memcg) validate() []FieldError {
 	if m.DropCachesValue < 0 || m.DropCachesValue > 3 {
 		bad("drop_caches_value", "must be 0 (auto), 1, 2 or 3, got %d", m.DropCachesValue)
 	}
-	if m.DropCachesDailyCap < 0 {
-		bad("drop_caches_daily_cap", "must not be negative, got %d", m.DropCachesDailyCap)
+	if m.DropCachesDailyCap < 0 || m.DropCachesDailyCap > MaxDropCachesDailyCap {
+		bad("drop_caches_daily_cap", "must be in [0, %d], got %d", MaxDropCachesDailyCap, m.DropCachesDailyCap)
 	}
-	if m.PressureMax <= 0 || m.PressureMax > 100 {
+	if !(m.PressureMax > 0 && m.PressureMax <= 100) {
 		bad("pressure_max", "must be in (0, 100], got %g", m.PressureMax)
 	}
-	if m.MinEffect <= 0 || m.MinEffect > 1 {
+	if !(m.MinEffect > 0 && m.MinEffect <= 1) {
 		bad("min_effect", "must be in (0, 1], got %g", m.MinEffect)
 	}
 	return errs
 }
+
+// Floors and ceilings of the watchdog's rate limits: below them a
+// probe, a reclaim or a cache drop could repeat without rest.
+const (
+	MinProbeInterval      = 10 * time.Second
+	MinReclaimCooldown    = time.Minute
+	MinDropCachesCooldown = 10 * time.Minute
+	MaxDropCachesDailyCap = 24
+	MaxDyingRatioAct      = 1000
+)
 
 func quote(s string) string { return "\"" + s + "\"" }

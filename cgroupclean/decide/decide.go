@@ -23,6 +23,10 @@ type State uint8
 const (
 	Live State = iota + 1
 	Orphan
+	// Unknown: a source of truth could not be asked (the runtime, or
+	// kubelet for a pod the runtime does not list), so the cgroup may
+	// well be live. It is kept, and never called an orphan.
+	Unknown
 )
 
 // Action is what the plan does with a cgroup.
@@ -50,7 +54,7 @@ const (
 // State, Action and Kind are bytes, not strings (a plan holds three items
 // per pod), and read and write as their names.
 var (
-	stateNames  = []string{"", "live", "orphan"}
+	stateNames  = []string{"", "live", "orphan", "unknown"}
 	actionNames = []string{"", "keep", "remove", "kill-and-remove"}
 	kindNames   = []string{"", "pod", "container"}
 )
@@ -174,6 +178,7 @@ type Summary struct {
 	Pods             int `json:"pods"`
 	LivePods         int `json:"live_pods"`
 	OrphanPods       int `json:"orphan_pods"`
+	UnknownPods      int `json:"unknown_pods"`
 	OrphanContainers int `json:"orphan_containers"`
 	Remove           int `json:"remove"`
 	Keep             int `json:"keep_orphans"`
@@ -189,13 +194,18 @@ func Decide(in Input, pol Policy) Plan {
 	if idx == nil {
 		idx = live.NewIndex(in.Snapshot)
 	}
+	var lc liveContainers
 	if in.Inventory != nil {
 		plan.Items = make([]Item, 0, len(in.Inventory.Pods))
 		for _, p := range in.Inventory.Pods {
-			plan.Items = append(plan.Items, decidePod(in, pol, p, idx))
+			it := decidePod(in, pol, p, idx)
+			if it.State == Live {
+				lc.add(&it)
+			}
+			plan.Items = append(plan.Items, it)
 		}
 	}
-	plan.passGates(in, pol)
+	plan.passGates(in, pol, lc)
 	plan.count()
 	return plan
 }
@@ -205,10 +215,14 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
 	if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(p.Base()) {
 		it.Unit = p.Base()
 	}
-	podLive := idx.PodListed(p.UID)
 	if len(p.Containers) > 0 {
 		it.Children = make([]Item, 0, len(p.Containers))
 	}
+	if in.RuntimeErr != nil {
+		// Nothing is known about any pod: not live, not orphaned.
+		return unknownPod(in, it, p, RuntimeUnreachable)
+	}
+	podLive := idx.PodListed(p.UID)
 	anyListed := p.LiveContainers > 0
 	for _, c := range p.Containers {
 		ci := Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed), Action: Keep}
@@ -231,7 +245,7 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
 		it.State, it.Reason = Live, LiveSandbox
 		return it
 	case in.KubeletErr != nil:
-		it.State, it.Reason = Orphan, KubeletStateUnknown
+		return unknownPod(in, it, p, KubeletStateUnknown)
 	case in.KubeletPods[p.UID]:
 		it.State, it.Reason = Orphan, KubeletTracksPod
 	case anyListed:
@@ -245,6 +259,20 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
 		if it.Children[i].State == Orphan {
 			it.Children[i].Action, it.Children[i].Reason = it.Action, it.Reason
 		}
+	}
+	return it
+}
+
+// unknownPod keeps a pod and its containers as of unknown state.
+func unknownPod(in Input, it Item, p *inventory.Pod, why Reason) Item {
+	it.State, it.Action, it.Reason = Unknown, Keep, why
+	it.Children = it.Children[:0]
+	for _, c := range p.Containers {
+		ci := Item{Kind: ContainerKind, State: Unknown, Action: Keep, Reason: why, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed)}
+		if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(c.Base()) {
+			ci.Unit = c.Base()
+		}
+		it.Children = append(it.Children, ci)
 	}
 	return it
 }
@@ -288,8 +316,32 @@ func gate(in Input, pol Policy, path string, age time.Duration, pre Reason) (Act
 	return Remove, "", 0
 }
 
+// liveContainers counts the container cgroups inside live pods: the base
+// of the container mass guards.
+type liveContainers struct {
+	total   int // every container cgroup in a live pod, listed or not
+	orphans int // those the runtime does not list
+}
+
+func (lc *liveContainers) add(pod *Item) {
+	lc.total += pod.LiveContainers + len(pod.Children)
+	for i := range pod.Children {
+		if pod.Children[i].State == Orphan {
+			lc.orphans++
+		}
+	}
+}
+
 // passGates applies the rules that look at the whole pass.
-func (plan *Plan) passGates(in Input, pol Policy) {
+//
+// The container guards look at the runtime's answer, not at what the
+// per-cgroup gates let through: a runtime that lists every sandbox but few
+// or none of their containers (restarting, truncated, buggy) makes every
+// container cgroup of every live pod look orphaned, and with
+// kill_orphan_processes those are live workloads. So they measure the
+// orphans before the removal limit, which would otherwise let
+// max_removals_per_pass of them through in every pass.
+func (plan *Plan) passGates(in Input, pol Policy, lc liveContainers) {
 	refuseAll := func(r Reason) {
 		plan.each(func(it *Item) {
 			if it.Removes() {
@@ -298,17 +350,22 @@ func (plan *Plan) passGates(in Input, pol Policy) {
 		})
 	}
 	if in.RuntimeErr != nil {
-		plan.each(func(it *Item) {
-			if it.State == Orphan {
-				it.Action, it.Reason = Keep, RuntimeUnreachable
-			}
-		})
-		return
+		return // every item is of unknown state and kept
 	}
 	pods := len(plan.Items)
 	if len(in.Snapshot.Sandboxes) == 0 && pods >= pol.MassGuardMinPods && pods > 0 {
 		refuseAll(MassGuardRuntimeEmpty)
 		return
+	}
+	if lc.orphans > 0 && lc.total >= pol.MassGuardMinPods && plan.removesContainers() {
+		switch {
+		case len(in.Snapshot.Containers) == 0:
+			refuseAll(MassGuardContainersUnlisted)
+			return
+		case float64(lc.orphans) > pol.MaxRemovalShare*float64(lc.total):
+			refuseAll(MassGuardContainerShare)
+			return
+		}
 	}
 	// Oldest first, so a limit keeps the newest for the next pass.
 	var removals []*Item
@@ -332,6 +389,21 @@ func (plan *Plan) passGates(in Input, pol Policy) {
 	if pods >= pol.MassGuardMinPods && podRemovals > 0 && float64(podRemovals) > pol.MaxRemovalShare*float64(pods) {
 		refuseAll(MassGuardShare)
 	}
+}
+
+// removesContainers reports whether the plan removes a container cgroup
+// of a live pod on its own.
+func (plan *Plan) removesContainers() bool {
+	for i := range plan.Items {
+		if p := &plan.Items[i]; p.State == Live {
+			for j := range p.Children {
+				if p.Children[j].Removes() {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // each visits every pod item and every container item that is decided on
@@ -361,6 +433,8 @@ func (plan *Plan) count() {
 		switch {
 		case it.Kind == PodKind && it.State == Live:
 			s.LivePods++
+		case it.Kind == PodKind && it.State == Unknown:
+			s.UnknownPods++
 		case it.Kind == PodKind:
 			s.OrphanPods++
 		case it.State == Orphan:

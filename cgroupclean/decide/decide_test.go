@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -80,9 +81,9 @@ func TestDecidePodGates(t *testing.T) {
 				{"live sandbox ready", pod(d, q, 1, old), nil, want{Live, Keep, LiveSandbox}},
 				{"live sandbox notready", pod(d, q, 1, old), func(in *Input, _ *Policy) { in.Snapshot.Sandboxes[0].Ready = false }, want{Live, Keep, LiveSandbox}},
 				{"orphan removed", pod(d, q, 2, old), nil, want{Orphan, Remove, ""}},
-				{"runtime unreachable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.RuntimeErr = errors.New("dial: refused") }, want{Orphan, Keep, RuntimeUnreachable}},
+				{"runtime unreachable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.RuntimeErr = errors.New("dial: refused") }, want{Unknown, Keep, RuntimeUnreachable}},
 				{"kubelet tracks", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.KubeletPods[uid(2)] = true }, want{Orphan, Keep, KubeletTracksPod}},
-				{"kubelet unreadable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.KubeletErr = errors.New("EACCES") }, want{Orphan, Keep, KubeletStateUnknown}},
+				{"kubelet unreadable", pod(d, q, 2, old), func(in *Input, _ *Policy) { in.KubeletErr = errors.New("EACCES") }, want{Unknown, Keep, KubeletStateUnknown}},
 				{"container still listed", pod(d, q, 2, old, id(7)), func(in *Input, _ *Policy) {
 					in.Snapshot.Containers = append(in.Snapshot.Containers, live.Container{ID: id(7), SandboxID: id(1001)})
 				}, want{Orphan, Keep, RuntimeListsContainer}},
@@ -137,8 +138,12 @@ func TestDecidePodGates(t *testing.T) {
 					if d == names.Cgroupfs && got.Unit != "" {
 						t.Fatalf("cgroupfs pod has unit %q", got.Unit)
 					}
+					wantOther := Live
+					if in.RuntimeErr != nil {
+						wantOther = Unknown
+					}
 					for _, other := range plan.Items[1:] {
-						if other.Action != Keep || other.State != Live {
+						if other.Action != Keep || other.State != wantOther {
 							t.Fatalf("live pod %s got %s/%s", other.Path, other.State, other.Action)
 						}
 					}
@@ -201,6 +206,103 @@ func TestContainerOrphansInLivePod(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestContainerMassGuards: a runtime that lists every sandbox but few or
+// none of their containers makes the container cgroups of live pods look
+// orphaned. The container guards keep them, with kill_orphan_processes on
+// too (they hold live processes), whatever the removal limit.
+func TestContainerMassGuards(t *testing.T) {
+	const pods = 4 // live pods, each with its sandbox dir and two containers
+	ctr := func(n, k int) string { return id(10*n + k) }
+	mk := func(listed func(n, k int) bool) (Input, Policy) {
+		inv := &inventory.Inventory{Driver: names.Systemd}
+		in := Input{Inventory: inv, KubeletPods: map[string]bool{}, Now: now}
+		for n := 1; n <= pods; n++ {
+			inv.Pods = append(inv.Pods, pod(names.Systemd, names.Burstable, n, time.Hour, id(1000+n), ctr(n, 1), ctr(n, 2)))
+			in.Snapshot.Sandboxes = append(in.Snapshot.Sandboxes, sandbox(n))
+			for k := 1; k <= 2; k++ {
+				if listed(n, k) {
+					in.Snapshot.Containers = append(in.Snapshot.Containers, live.Container{ID: ctr(n, k), SandboxID: sandbox(n).ID})
+				}
+			}
+		}
+		// Every cgroup holds a process: were they removed, live
+		// workloads would be killed.
+		in.Procs = noProcs(inv)
+		for k := range in.Procs {
+			in.Procs[k] = Procs{Count: 1}
+		}
+		pol := policy
+		pol.KillOrphanProcesses = true
+		return in, pol
+	}
+	all := func(int, int) bool { return true }
+	none := func(int, int) bool { return false }
+	one := func(n, k int) bool { return n == 1 && k == 1 }
+	half := func(n, k int) bool { return k == 1 }
+	tests := []struct {
+		name    string
+		listed  func(n, k int) bool
+		mutate  func(*Input, *Policy)
+		removes int
+		reason  Reason
+	}{
+		{"all listed: nothing to remove", all, nil, 0, ""},
+		{"runtime lists no container", none, nil, 0, MassGuardContainersUnlisted},
+		{"no container, share guard off", none, func(_ *Input, p *Policy) { p.MaxRemovalShare = 1 }, 0, MassGuardContainersUnlisted},
+		{"no container, removal limit 1", none, func(_ *Input, p *Policy) { p.MaxRemovalsPerPass = 1 }, 0, MassGuardContainersUnlisted},
+		{"one container of eight listed", one, nil, 0, MassGuardContainerShare},
+		{"one listed, removal limit 1", one, func(_ *Input, p *Policy) { p.MaxRemovalsPerPass = 1 }, 0, MassGuardContainerShare},
+		// 4 of 12 container cgroups unlisted: a third, under the share.
+		{"half the containers listed", half, nil, 4, ""},
+		{"half listed, share .3", half, func(_ *Input, p *Policy) { p.MaxRemovalShare = 0.3 }, 0, MassGuardContainerShare},
+		// At the share exactly: 6 of 12 with share .5 pass, 7 do not.
+		{"at the share", func(n, k int) bool { return n == 1 }, nil, 6, ""},
+		{"one over the share", func(n, k int) bool { return n == 1 && k == 1 }, nil, 0, MassGuardContainerShare},
+		// Below mass_guard_min_pods container cgroups the guards do not
+		// apply, as for pods.
+		{"small node", none, func(_ *Input, p *Policy) { p.MassGuardMinPods = 13 }, 8, ""},
+		{"container removal off", none, func(_ *Input, p *Policy) { p.RemoveContainers = false }, 0, ContainerRemovalOff},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, pol := mk(tt.listed)
+			if tt.mutate != nil {
+				tt.mutate(&in, &pol)
+			}
+			plan := Decide(in, pol)
+			if got := len(Removals(plan)); got != tt.removes {
+				t.Fatalf("removals %d, want %d (kept %v)", got, tt.removes, plan.Kept)
+			}
+			for _, it := range plan.Items {
+				if it.State != Live || it.Removes() {
+					t.Fatalf("pod %s: %s/%s", it.Path, it.State, it.Action)
+				}
+				for _, c := range it.Children {
+					if c.State == Orphan && !c.Removes() && tt.reason != "" && c.Reason != tt.reason {
+						t.Errorf("%s kept for %s, want %s", c.Path, c.Reason, tt.reason)
+					}
+				}
+			}
+			if tt.reason != "" && plan.Kept[tt.reason] == 0 {
+				t.Errorf("no item kept for %s: %v", tt.reason, plan.Kept)
+			}
+		})
+	}
+	// A tripped container guard holds the whole pass: the runtime's
+	// answer is suspect, so an orphan pod waits too.
+	in, pol := mk(none)
+	orphan := pod(names.Systemd, names.Burstable, 50, time.Hour)
+	in.Inventory.Pods = append(in.Inventory.Pods, orphan)
+	in.Procs[orphan.Path] = Procs{}
+	plan := Decide(in, pol)
+	if rm := Removals(plan); len(rm) != 0 {
+		t.Fatalf("removed %d with the container guard tripped", len(rm))
+	}
+	if it := plan.Items[len(plan.Items)-1]; it.State != Orphan || it.Reason != MassGuardContainersUnlisted {
+		t.Fatalf("orphan pod: %s/%s", it.State, it.Reason)
 	}
 }
 
@@ -332,6 +434,47 @@ func TestSightingsConfirm(t *testing.T) {
 	in.RuntimeErr = errors.New("down")
 	if next := NextSightings(Decide(in, pol), in.Sightings); len(next) != 0 {
 		t.Fatalf("an unreachable runtime must reset the count, got %v", next)
+	}
+}
+
+// TestRuntimeUnreachableStateUnknown: with the runtime unreachable no pod
+// is live or orphaned as far as anyone can tell: every pod and container,
+// the live ones and the one kubelet tracks included, is of unknown state,
+// kept, and counted as such (never LIVE=0 with every pod an orphan).
+func TestRuntimeUnreachableStateUnknown(t *testing.T) {
+	inv := &inventory.Inventory{Driver: names.Systemd, Pods: []*inventory.Pod{
+		pod(names.Systemd, names.Burstable, 1, time.Hour, id(1001), id(5)), // live, with a container
+		pod(names.Systemd, names.Guaranteed, 2, time.Hour),                 // kubelet tracks it
+		pod(names.Systemd, names.BestEffort, 3, time.Hour, id(6)),          // an orphan, as it happens
+	}}
+	in := Input{Inventory: inv, KubeletPods: map[string]bool{uid(2): true}, Procs: noProcs(inv), Now: now,
+		RuntimeErr: errors.New("dial unix /run/crio/crio.sock: connection refused"), Sightings: map[string]int{inv.Pods[2].Path: 5}}
+	pol := policy
+	pol.KillOrphanProcesses = true
+	plan := Decide(in, pol)
+	for _, it := range plan.Items {
+		for _, x := range append([]Item{it}, it.Children...) {
+			if x.State != Unknown || x.Action != Keep || x.Reason != RuntimeUnreachable {
+				t.Errorf("%s %s: %s/%s/%s, want unknown/keep/runtime-unreachable", x.Kind, x.Path, x.State, x.Action, x.Reason)
+			}
+		}
+	}
+	want := Summary{Pods: 3, UnknownPods: 3}
+	if plan.Summary != want {
+		t.Errorf("summary %+v, want %+v", plan.Summary, want)
+	}
+	if len(plan.Kept) != 0 || len(Removals(plan)) != 0 || len(Candidates(plan)) != 0 {
+		t.Errorf("kept %v, removals %d, candidates %d", plan.Kept, len(Removals(plan)), len(Candidates(plan)))
+	}
+	if next := NextSightings(plan, in.Sightings); len(next) != 0 {
+		t.Errorf("sightings after an unknown pass: %v", next)
+	}
+	if b, _ := json.Marshal(plan.Items[0]); !strings.Contains(string(b), `"state":"unknown"`) {
+		t.Errorf("JSON: %s", b)
+	}
+	var st State
+	if err := st.UnmarshalText([]byte("unknown")); err != nil || st != Unknown {
+		t.Errorf("state name does not read back: %v %v", st, err)
 	}
 }
 

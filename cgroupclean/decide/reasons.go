@@ -36,3 +36,16 @@ const (
 	KillFailed            Reason = "kill-failed"              // its processes could not all be killed
 	RuntimeUnreachableNow Reason = "runtime-unreachable-now"  // the runtime failed when asked again before removal
 )
+
+// The container mass guards, checked right after mass-guard-runtime-empty:
+// a runtime that lists every sandbox but few or none of their containers
+// makes the container cgroups of live pods look orphaned. Either refuses
+// every removal of the pass.
+const (
+	// The runtime lists no container at all while live pods hold at least
+	// mass_guard_min_pods container cgroups, some of them unlisted.
+	MassGuardContainersUnlisted Reason = "mass-guard-containers-unlisted"
+	// More than max_removal_share of the container cgroups in live pods
+	// are unlisted.
+	MassGuardContainerShare Reason = "mass-guard-container-share"
+)

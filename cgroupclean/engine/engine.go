@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
@@ -163,6 +164,10 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	}
 	s.Inventory = inv
 	kubelet, kErr := live.KubeletPods(e.Config.Cgroup.KubeletRoot)
+	if kErr != nil {
+		// Once per pass; each pod it keeps has its own entry too.
+		e.log().WithField(audit.Error, kErr.Error()).Warnf("kubelet state unknown, keeping every pod cgroup the runtime does not list: %v", kErr)
+	}
 	in := decide.Input{Inventory: inv, Snapshot: snap, Index: idx, RuntimeErr: rtErr, KubeletPods: kubelet, KubeletErr: kErr, Sightings: sightings, Now: e.now()}
 	pol := Policy(e.Config)
 	// Count processes only where every earlier gate passed.

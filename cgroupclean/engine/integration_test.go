@@ -17,7 +17,10 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 )
 
 // node is a kubelet-like layout under the test's own cgroup root, with a
@@ -261,7 +264,7 @@ func TestScanCleanAgainstContainerd(t *testing.T) {
 
 func TestNothingRemovedWhenRuntimeDown(t *testing.T) {
 	n := newNode(t)
-	n.runPod(t, "burstable", false)
+	liveUID, _, _ := n.runPod(t, "burstable", true)
 	orphan := testbed.RandomUID()
 	must(t, n.root.Mkdir(n.podPath("burstable", orphan)))
 	e := n.engine(t)
@@ -274,9 +277,20 @@ func TestNothingRemovedWhenRuntimeDown(t *testing.T) {
 	if s.Plan.RuntimeError == "" {
 		t.Fatal("scan did not notice the runtime is down")
 	}
-	it, _ := itemByPath(s, n.root.Rel(n.podPath("burstable", orphan)))
-	if it.Reason != decide.RuntimeUnreachable || it.Removes() {
-		t.Fatalf("orphan with runtime down: %s/%s", it.Action, it.Reason)
+	// Neither the live pod nor the orphan is called anything but unknown.
+	for _, uid := range []string{liveUID, orphan} {
+		it, _ := itemByPath(s, n.root.Rel(n.podPath("burstable", uid)))
+		if it.State != decide.Unknown || it.Reason != decide.RuntimeUnreachable || it.Removes() {
+			t.Fatalf("pod %s with runtime down: %s/%s/%s", uid, it.State, it.Action, it.Reason)
+		}
+		for _, c := range it.Children {
+			if c.State != decide.Unknown || c.Removes() {
+				t.Fatalf("container %s with runtime down: %s/%s", c.Path, c.State, c.Action)
+			}
+		}
+	}
+	if sum := s.Plan.Summary; sum.UnknownPods != 2 || sum.LivePods != 0 || sum.OrphanPods != 0 {
+		t.Fatalf("summary %+v", sum)
 	}
 	if r := e.Apply(context.Background(), s, false); len(r) != 0 {
 		t.Fatalf("apply acted with the runtime down: %+v", r)
@@ -475,4 +489,147 @@ func TestKillOrphanProcessesOptIn(t *testing.T) {
 func readPidsOf(n *node, rel string) ([]int, error) {
 	t, err := apply.ReadTrees(n.root.Hierarchies, n.root.Rel(rel))
 	return t.Pids, err
+}
+
+// truncatedRuntime is a real runtime whose answer loses containers, as a
+// runtime still loading its state after a restart (or a truncated reply)
+// would give: every sandbox, only the first keep containers.
+type truncatedRuntime struct {
+	rt   live.Runtime
+	keep int
+}
+
+func (r truncatedRuntime) Snapshot(ctx context.Context) (live.Snapshot, error) {
+	s, err := r.rt.Snapshot(ctx)
+	if len(s.Containers) > r.keep {
+		s.Containers = s.Containers[:r.keep]
+	}
+	return s, err
+}
+
+// TestContainerGuardsHoldOnTruncatedAnswer: real containerd, three live
+// pods with two running containers each, and kill_orphan_processes on.
+// When the runtime's answer lists every sandbox but none or few of the
+// containers, the container cgroups of the live pods look orphaned; the
+// container mass guards must keep every one, with every process alive.
+func TestContainerGuardsHoldOnTruncatedAnswer(t *testing.T) {
+	n := newNode(t)
+	var uids []string
+	for i := 0; i < 3; i++ {
+		uid, sb, _ := n.runPod(t, "burstable", true)
+		n.ctrd.CreateStartContainer(t, sb, "second-"+uid[:8])
+		uids = append(uids, uid)
+	}
+	type podState struct {
+		dirs []string
+		pids []int
+	}
+	state := func() map[string]podState {
+		m := map[string]podState{}
+		for _, uid := range uids {
+			pids, err := readPidsOf(n, n.podPath("burstable", uid))
+			must(t, err)
+			sort.Ints(pids)
+			m[uid] = podState{n.dirs(t, n.podPath("burstable", uid)), pids}
+		}
+		return m
+	}
+	before := state()
+	for uid, st := range before {
+		if len(st.pids) < 3 || len(st.dirs) == 0 {
+			t.Fatalf("pod %s: want a sandbox and two containers running, got pids %v", uid, st.pids)
+		}
+	}
+	n.cfg.Clean.KillOrphanProcesses = true
+	for _, tc := range []struct {
+		name  string
+		keep  int
+		share float64
+		want  decide.Reason
+	}{
+		// No container listed; the share guard off (1.0) to show this
+		// guard holds on its own.
+		{"no container listed", 0, 1.0, decide.MassGuardContainersUnlisted},
+		// One of six listed: five of nine container cgroups unlisted.
+		{"one container listed", 1, 0.5, decide.MassGuardContainerShare},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n.cfg.Clean.MaxRemovalShare = tc.share
+			e := n.engine(t)
+			e.Runtime = truncatedRuntime{rt: e.Runtime, keep: tc.keep}
+			s, err := e.Scan(context.Background(), nil)
+			must(t, err)
+			if s.Plan.RuntimeError != "" {
+				t.Fatal(s.Plan.RuntimeError)
+			}
+			if len(decide.Removals(s.Plan)) != 0 || s.Plan.Kept[tc.want] < 5 {
+				t.Fatalf("planned %d removals, kept %v; want the unlisted containers kept for %s", len(decide.Removals(s.Plan)), s.Plan.Kept, tc.want)
+			}
+			if r := e.Apply(context.Background(), s, false); len(r) != 0 {
+				t.Fatalf("apply acted: %+v", r)
+			}
+			after := state()
+			for _, uid := range uids {
+				if fmt.Sprint(after[uid]) != fmt.Sprint(before[uid]) {
+					t.Errorf("live pod %s changed:\nbefore %v\nafter  %v", uid, before[uid], after[uid])
+				}
+			}
+		})
+	}
+}
+
+// TestMissingKubeletRootKeepsEverything: a kubelet_root without pods/ (a
+// distribution that keeps kubelet elsewhere) must not turn the kubelet
+// gate off. Every pod the runtime does not list is kept as of unknown
+// state, with one warning per pass naming the key; a pods/ that goes away
+// between the scan and the removal stops the removal too.
+func TestMissingKubeletRootKeepsEverything(t *testing.T) {
+	n := newNode(t)
+	liveUID, _, _ := n.runPod(t, "burstable", false)
+	orphan := testbed.RandomUID()
+	must(t, n.root.Mkdir(n.podPath("besteffort", orphan)))
+	n.cfg.Cgroup.KubeletRoot = filepath.Join(n.kubelet, "elsewhere")
+
+	log, hook := test.NewNullLogger()
+	e := n.engine(t)
+	e.Log = log
+	s, err := e.Scan(context.Background(), nil)
+	must(t, err)
+	it, _ := itemByPath(s, n.root.Rel(n.podPath("besteffort", orphan)))
+	if it.State != decide.Unknown || it.Reason != decide.KubeletStateUnknown || it.Removes() {
+		t.Fatalf("orphan with no kubelet state: %s/%s/%s", it.State, it.Action, it.Reason)
+	}
+	if it, _ := itemByPath(s, n.root.Rel(n.podPath("burstable", liveUID))); it.State != decide.Live {
+		t.Fatalf("live pod: %s", it.State)
+	}
+	warnings := 0
+	for _, en := range hook.AllEntries() {
+		if en.Level == logrus.WarnLevel && strings.Contains(en.Message, "cgroup.kubelet_root") {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Fatalf("%d warnings naming cgroup.kubelet_root in one pass, want 1", warnings)
+	}
+	if r := e.Apply(context.Background(), s, false); len(r) != 0 {
+		t.Fatalf("apply acted: %+v", r)
+	}
+
+	// The plan was made with kubelet's pods/ there; it goes before the
+	// removal: the final check refuses.
+	n.cfg.Cgroup.KubeletRoot = n.kubelet
+	e = n.engine(t)
+	s, err = e.Scan(context.Background(), nil)
+	must(t, err)
+	if rm := decide.Removals(s.Plan); len(rm) != 1 || rm[0].PodUID != orphan {
+		t.Fatalf("planned %+v", rm)
+	}
+	must(t, os.Remove(filepath.Join(n.kubelet, "pods")))
+	results := e.Apply(context.Background(), s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.KubeletStateUnknown {
+		t.Fatalf("results %+v", results)
+	}
+	if n.root.Exists(n.podPath("besteffort", orphan)) != len(n.root.Hierarchies) {
+		t.Fatal("orphan removed while kubelet's state was unknown")
+	}
 }

@@ -35,15 +35,21 @@ func LogPlan(log logrus.FieldLogger, s *Scan, pass uint64, dryRun bool) {
 }
 
 func logKept(log logrus.FieldLogger, it decide.Item, pass uint64, dryRun bool) {
-	if it.State != decide.Orphan || it.Removes() {
+	if it.State == decide.Live || it.Removes() {
 		return
 	}
 	f := itemFields(it, pass, dryRun)
 	f[audit.MessageID] = audit.IDRemovalRefused
 	f[audit.Action] = audit.ActionKeep
 	f[audit.Reason] = string(it.Reason)
+	f[audit.State] = it.State.String()
 	if it.Processes > 0 {
 		f[audit.Processes] = it.Processes
+	}
+	if it.State == decide.Unknown {
+		// It may be live: never call it an orphan.
+		log.WithFields(f).Infof("%s %s kept, state unknown: %s", it.Kind, it.Path, it.Reason)
+		return
 	}
 	log.WithFields(f).Infof("orphan %s %s kept: %s", it.Kind, it.Path, it.Reason)
 }
@@ -104,12 +110,20 @@ func Counts(results []Result) (removed, refused, failed int) {
 func LogSummary(log logrus.FieldLogger, s *Scan, results []Result, pass uint64, dryRun bool) {
 	removed, refused, failed := Counts(results)
 	sum := s.Plan.Summary
-	log.WithFields(logrus.Fields{
+	f := logrus.Fields{
 		audit.MessageID: audit.IDPassSummary, audit.Pass: pass, audit.DryRun: dryRun,
-		audit.Live: sum.LivePods, audit.Orphans: sum.OrphanPods + sum.OrphanContainers,
 		audit.Removed: removed, audit.Kept: sum.Keep + refused, audit.Failed: failed,
 		audit.DurationMS: s.Took.Milliseconds(),
-	}).Info(SummaryLine(s, results))
+	}
+	// Without the runtime's answer nothing is known to be live or
+	// orphaned: no LIVE=0, no ORPHANS=N, only UNKNOWN.
+	if s.Plan.RuntimeError == "" {
+		f[audit.Live], f[audit.Orphans] = sum.LivePods, sum.OrphanPods+sum.OrphanContainers
+	}
+	if sum.UnknownPods > 0 || s.Plan.RuntimeError != "" {
+		f[audit.Unknown] = sum.UnknownPods
+	}
+	log.WithFields(f).Info(SummaryLine(s, results))
 }
 
 // SummaryLine is the one-line summary of a pass (sd_notify STATUS=, CLI).
@@ -119,12 +133,17 @@ func SummaryLine(s *Scan, results []Result) string {
 		return "no pod cgroup root found: nothing to do"
 	}
 	sum := s.Plan.Summary
-	line := fmt.Sprintf("%s: %d live, %d orphaned (+%s in live pods); ",
-		plural(sum.Pods, "pod cgroup", "pod cgroups"), sum.LivePods, sum.OrphanPods,
-		plural(sum.OrphanContainers, "orphan container", "orphan containers"))
 	if s.Plan.RuntimeError != "" {
-		line = "RUNTIME UNREACHABLE, nothing removed; " + line
+		return fmt.Sprintf("RUNTIME UNREACHABLE, nothing removed; %s, all of unknown state (kept)",
+			plural(sum.Pods, "pod cgroup", "pod cgroups"))
 	}
+	unknown := ""
+	if sum.UnknownPods > 0 {
+		unknown = fmt.Sprintf(", %d of unknown state (kept)", sum.UnknownPods)
+	}
+	line := fmt.Sprintf("%s: %d live, %d orphaned%s (+%s in live pods); ",
+		plural(sum.Pods, "pod cgroup", "pod cgroups"), sum.LivePods, sum.OrphanPods, unknown,
+		plural(sum.OrphanContainers, "orphan container", "orphan containers"))
 	if results == nil {
 		return line + fmt.Sprintf("%d to remove, %d kept", sum.Remove, sum.Keep)
 	}

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,6 +63,7 @@ func TestSystemdDriverStopsOrphanSliceOnly(t *testing.T) {
 	cfg.Runtime.Endpoint = ctrd.Endpoint()
 	cfg.Cgroup.PodRoot = sd.Root.Rel("kubepods.slice")
 	cfg.Cgroup.KubeletRoot = t.TempDir()
+	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
 	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
 	cfg.Clean.UseSystemd, cfg.Clean.SystemdBus = "always", sd.Bus
 	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
@@ -120,6 +122,7 @@ func TestSystemdUnreachableKeepsUnits(t *testing.T) {
 	cfg := config.Default()
 	cfg.Runtime.Endpoint = ctrd.Endpoint()
 	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = r.Rel("kubepods.slice"), t.TempDir()
+	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
 	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
 	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
 	if err != nil {

@@ -48,15 +48,4 @@ func ParseContainerDir(base string) (id string, kind ContainerKind, ok bool) {
 }
 
 // isContainerID accepts the 64 lower-case hex digits both runtimes use.
-func isContainerID(id string) bool {
-	if len(id) != 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func isContainerID(id string) bool { return len(id) == 64 && isLowerHex(id) }

@@ -54,18 +54,39 @@ func ParsePodDir(d Driver, qos QoS, base string) (uid string, ok bool) {
 	return cgroupfsPodDir(base)
 }
 
-// validUID accepts what kubelet puts in pod cgroup names: UUIDs and the
-// 32-hex hashes of static pods. Anything else is not a pod we know; such a
-// directory is never touched.
+// validUID accepts exactly the pod UIDs kubelet puts in pod cgroup names:
+//   - a canonical UUID, 8-4-4-4-12 lower-case hex digits (the API server's
+//     metadata.uid, which google/uuid writes in lower case);
+//   - 32 lower-case hex digits, the UID kubelet gives a static pod that
+//     has none (hex of an MD5 hash, pkg/kubelet/config/common.go).
+//
+// Upper case is refused: neither source writes it, and the runtime
+// reports the UID in kubelet's spelling, so an upper-case directory could
+// never match a listed sandbox and would read as an orphan. Anything else
+// is not a pod we know; such a directory is reported and never touched.
 func validUID(uid string) bool {
-	if len(uid) == 0 || len(uid) > 64 {
-		return false
+	switch len(uid) {
+	case 32:
+		return isLowerHex(uid)
+	case 36:
+		for i := 0; i < len(uid); i++ {
+			dash := i == 8 || i == 13 || i == 18 || i == 23
+			if dash != (uid[i] == '-') || !dash && !isLowerHexDigit(uid[i]) {
+				return false
+			}
+		}
+		return true
 	}
-	for i := 0; i < len(uid); i++ {
-		c := uid[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '-') {
+	return false
+}
+
+func isLowerHexDigit(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isLowerHexDigit(s[i]) {
 			return false
 		}
 	}
-	return uid[0] != '-' && uid[len(uid)-1] != '-'
+	return true
 }

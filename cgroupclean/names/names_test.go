@@ -1,6 +1,7 @@
 package names
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -36,6 +37,8 @@ func TestParsePodDir(t *testing.T) {
 		{"cgroupfs underscore uid", Cgroupfs, Burstable, "pod" + uidEsc, "", false},
 		{"cgroupfs empty", Cgroupfs, Burstable, "pod", "", false},
 		{"cgroupfs dash edge", Cgroupfs, Burstable, "pod-abc", "", false},
+		{"cgroupfs pod1 is not a pod", Cgroupfs, Burstable, "pod1", "", false},
+		{"systemd pod1 is not a pod", Systemd, Burstable, "kubepods-burstable-pod1.slice", "", false},
 		{"container id is not a pod", Cgroupfs, Burstable, id64, "", false},
 	}
 	for _, tt := range tests {
@@ -45,6 +48,65 @@ func TestParsePodDir(t *testing.T) {
 				t.Fatalf("ParsePodDir(%s, %s, %q) = %q, %v; want %q, %v", tt.driver, tt.qos, tt.base, got, ok, tt.wantUID, tt.wantOK)
 			}
 		})
+	}
+}
+
+// TestPodUIDs: the pod UIDs kubelet makes are accepted in both driver
+// spellings, and every other name is refused (left alone, never removed).
+func TestPodUIDs(t *testing.T) {
+	const static = "0123456789abcdef0123456789abcdef" // kubelet's MD5-hex UID of a static pod
+	accept := []string{uid, static, "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"}
+	refuse := []struct{ name, uid string }{
+		{"word", "1"},
+		{"short hex", "abc123"},
+		{"31 hex", static[:31]},
+		{"33 hex", static + "0"},
+		{"64 hex (a container ID)", id64},
+		{"upper-case UUID", strings.ToUpper(uid)},
+		{"upper-case static", strings.ToUpper(static)},
+		{"one upper-case digit", "3F1c2b7a-9d41-4e0b-8c2e-5a6b7c8d9e0f"},
+		{"UUID without dashes but 36 long", "3f1c2b7a09d4104e0b08c2e05a6b7c8d9e0f"},
+		{"dashes moved", "3f1c2b7a9-d41-4e0b-8c2e-5a6b7c8d9e0f"},
+		{"UUID in braces", "{" + uid + "}"},
+		{"UUID one digit short", uid[:35]},
+		{"UUID one digit long", uid + "0"},
+		{"non-hex letter", "3f1c2b7a-9d41-4e0b-8c2e-5a6b7c8d9e0g"},
+		{"static with a dash", static[:16] + "-" + static[17:]},
+		{"dots", "3f1c2b7a.9d41.4e0b.8c2e.5a6b7c8d9e0f"},
+		{"empty", ""},
+	}
+	for _, u := range accept {
+		for _, q := range []QoS{Guaranteed, Burstable, BestEffort} {
+			if got, ok := ParsePodDir(Cgroupfs, q, "pod"+u); !ok || got != u {
+				t.Errorf("cgroupfs %s pod%s: got %q, %v", q, u, got, ok)
+			}
+			if got, ok := ParsePodDir(Systemd, q, SystemdPodSlice(q, u)); !ok || got != u {
+				t.Errorf("systemd %s %s: got %q, %v", q, SystemdPodSlice(q, u), got, ok)
+			}
+		}
+	}
+	for _, tc := range refuse {
+		for _, base := range []string{"pod" + tc.uid, "kubepods-burstable-pod" + strings.ReplaceAll(tc.uid, "-", "_") + ".slice"} {
+			for _, d := range []Driver{Systemd, Cgroupfs} {
+				if got, ok := ParsePodDir(d, Burstable, base); ok {
+					t.Errorf("%s: %s accepted %q as pod %q", tc.name, d, base, got)
+				}
+			}
+		}
+	}
+	// Mixed separators: one dash left in the systemd spelling is another
+	// slice level; an underscore in the cgroupfs spelling is not kubelet's.
+	for _, base := range []string{
+		"kubepods-burstable-pod3f1c2b7a_9d41-4e0b_8c2e_5a6b7c8d9e0f.slice",
+		"kubepods-burstable-pod3f1c2b7a_9d41_4e0b_8c2e_5a6b7c8d9e0f_.slice",
+		"pod3f1c2b7a_9d41-4e0b-8c2e-5a6b7c8d9e0f",
+		"pod" + uidEsc,
+	} {
+		for _, d := range []Driver{Systemd, Cgroupfs} {
+			if got, ok := ParsePodDir(d, Burstable, base); ok {
+				t.Errorf("%s accepted mixed separators %q as pod %q", d, base, got)
+			}
+		}
 	}
 }
 
@@ -116,22 +178,29 @@ func TestDriverOfPodRoot(t *testing.T) {
 	}
 }
 
-// FuzzParseNames checks that whatever a directory is called, a parsed UID or
-// ID can never carry a path separator or "..", and that systemd names
-// round-trip.
+// kubeletUID is what kubelet makes: a lower-case UUID or a static pod's
+// 32 hex digits.
+var kubeletUID = regexp.MustCompile(`^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$`)
+
+// FuzzParseNames checks that whatever a directory is called, a parsed UID
+// is one kubelet makes (so it can never carry a path separator or ".."),
+// an ID is 64 hex digits, and both driver spellings round-trip.
 func FuzzParseNames(f *testing.F) {
-	for _, s := range []string{"kubepods-burstable-pod" + uidEsc + ".slice", "pod" + uid, "crio-" + id64 + ".scope", id64, "kubepods-pod_.slice", "pod/..", "crio-conmon-"} {
+	for _, s := range []string{"kubepods-burstable-pod" + uidEsc + ".slice", "pod" + uid, "crio-" + id64 + ".scope", id64, "kubepods-pod_.slice", "pod/..", "crio-conmon-", "pod1", "pod" + strings.ToUpper(uid), "kubepods-pod0123456789abcdef0123456789abcdef.slice"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, base string) {
 		for _, d := range []Driver{Systemd, Cgroupfs} {
 			for _, q := range []QoS{Guaranteed, Burstable, BestEffort} {
 				if u, ok := ParsePodDir(d, q, base); ok {
-					if strings.ContainsAny(u, "/._") || u == "" {
-						t.Fatalf("unsafe uid %q from %q", u, base)
+					if !kubeletUID.MatchString(u) {
+						t.Fatalf("uid %q from %q is not one kubelet makes", u, base)
 					}
 					if d == Systemd && SystemdPodSlice(q, u) != base {
 						t.Fatalf("no round trip: %q -> %q -> %q", base, u, SystemdPodSlice(q, u))
+					}
+					if d == Cgroupfs && "pod"+u != base {
+						t.Fatalf("no round trip: %q -> %q", base, u)
 					}
 				}
 			}

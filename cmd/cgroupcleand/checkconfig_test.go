@@ -19,6 +19,28 @@ func writeCheckConfig(t *testing.T, text string) string {
 	return p
 }
 
+// check-config accepts a kubelet_root without kubelet's pods/ (the file is
+// valid) but warns, naming the key to set.
+func TestCheckConfigWarnsKubeletRoot(t *testing.T) {
+	root := t.TempDir()
+	path := writeCheckConfig(t, "[cgroup]\nkubelet_root = \""+root+"\"\n")
+	code, out, errOut := runCLI("check-config", "--config", path)
+	if code != 0 || !strings.Contains(out, "kubelet_root") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"warning", "cgroup.kubelet_root", filepath.Join(root, "pods") + " does not exist", "k0s", "MicroK8s"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "pods"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI("check-config", "--config", path); code != 0 || errOut != "" {
+		t.Fatalf("with pods/ there: exit %d, stderr %q", code, errOut)
+	}
+}
+
 // check-config prints the effective configuration as TOML that parses
 // back to the same configuration (defaults filled in), or every error with
 // its key and line and exit 1.

@@ -58,9 +58,13 @@ func TestScanCleanCLI(t *testing.T) {
 		}
 	}
 	ctrd.RunPod(t, r.Rel("kubepods/burstable/pod"+liveUID), liveUID, "live")
+	kubelet := t.TempDir()
+	if err := os.Mkdir(filepath.Join(kubelet, "pods"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(t.TempDir(), "c.toml")
 	text := fmt.Sprintf("[runtime]\nendpoint = %q\n[cgroup]\npod_root = %q\nkubelet_root = %q\n[clean]\nmin_age = \"0s\"\nmax_removal_share = 1.0\nuse_systemd = \"never\"\n[log]\nformat = \"text\"\n",
-		ctrd.Endpoint(), r.Rel("kubepods"), t.TempDir())
+		ctrd.Endpoint(), r.Rel("kubepods"), kubelet)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +127,16 @@ func TestScanCleanCLI(t *testing.T) {
 	}
 	if r.Exists("kubepods/burstable/pod"+orphanUID) != len(r.Hierarchies) {
 		t.Fatal("clean removed an orphan while the runtime was down")
+	}
+	// scan says the state is unknown: the live pod is not an orphan.
+	code, out, _ = runCLI("scan", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "all of unknown state") {
+		t.Fatalf("scan with runtime down: %d\n%s", code, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, liveUID) && (!strings.Contains(line, "unknown") || strings.Contains(line, "orphan")) {
+			t.Fatalf("live pod's row with runtime down: %q", line)
+		}
 	}
 	ctrd.Restart(t)
 }
