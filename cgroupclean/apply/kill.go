@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"golang.org/x/sys/unix"
 )
@@ -77,13 +78,13 @@ func freeze(hs []hierarchy.Hierarchy, path string) func() {
 		dir := h.Path(path)
 		switch {
 		case h.Has("freezer"):
-			if writeFile(dir, "freezer.state", "FROZEN") == nil {
+			if writeFile(h, dir, "freezer.state", "FROZEN") == nil {
 				waitFrozen(dir)
-				return func() { _ = writeFile(dir, "freezer.state", "THAWED") }
+				return func() { _ = writeFile(h, dir, "freezer.state", "THAWED") }
 			}
 		case h.Version == 2:
-			if _, err := os.Stat(dir + "/cgroup.freeze"); err == nil && writeFile(dir, "cgroup.freeze", "1") == nil {
-				return func() { _ = writeFile(dir, "cgroup.freeze", "0") }
+			if _, err := os.Stat(dir + "/cgroup.freeze"); err == nil && writeFile(h, dir, "cgroup.freeze", "1") == nil {
+				return func() { _ = writeFile(h, dir, "cgroup.freeze", "0") }
 			}
 		}
 	}
@@ -100,6 +101,7 @@ func waitFrozen(dir string) {
 	}
 }
 
-func writeFile(dir, name, val string) error {
-	return os.WriteFile(dir+"/"+name, []byte(val), 0o644)
+// writeFile writes a control file, confined to h's mount.
+func writeFile(h hierarchy.Hierarchy, dir, name, val string) error {
+	return cgfs.WriteConfined(h.Mountpoint, dir, name, []byte(val))
 }

@@ -90,7 +90,7 @@ func (m *Monitor) BeforeRemove(log logrus.FieldLogger) func(h hierarchy.Hierarch
 			return
 		}
 		start := time.Now()
-		freed, err := PreventZombie(context.Background(), dir, v2, m.cfg.PreventTimeout.Duration)
+		freed, err := PreventZombie(context.Background(), memRoot, dir, v2, m.cfg.PreventTimeout.Duration)
 		LogPrevent(log, dir, freed, time.Since(start), err)
 	}
 }
