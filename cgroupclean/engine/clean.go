@@ -10,6 +10,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
 )
 
 // Outcome is what happened to one planned removal.
@@ -177,10 +178,11 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item) checked {
 }
 
 // remove carries out one checked removal: the systemd ownership check,
-// then (opt-in, only when processes are left) the runtime and kubelet asked
-// once more and the kill, then the unit stop and the rmdir leaf-first in
-// every hierarchy. Everything that can refuse runs before the kill: a
-// refused removal never killed anything.
+// the runtime and kubelet asked once more when processes are left (they
+// are about to be ended), the unit stop (mode "fail": refused while
+// another job is queued), the kill of what is left (opt-in), then the rmdir
+// leaf-first in every hierarchy. Everything that can refuse runs before
+// anything is stopped or killed: a refused removal changed nothing.
 func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 	it, trees := c.it, c.trees
 	r := &Result{Item: it}
@@ -213,11 +215,32 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 		stopUnit = loaded
 	}
 	if len(trees.Pids) > 0 {
-		// The kill cannot be undone: the runtime and kubelet are asked
-		// again right before it, after the systemd lookup.
+		// Ending processes cannot be undone: the runtime and kubelet are
+		// asked again right before, after the systemd lookup.
 		if reason, detail := e.recheckLive(ctx, it); reason != "" {
 			return refuse(reason, detail)
 		}
+	}
+	if stopUnit {
+		// The stop is the last step that can refuse (a queued job), so it
+		// comes before the kill; it ends the unit's processes itself.
+		detail, err := e.Units.Stop(ctx, it.Unit)
+		if errors.Is(err, sdunit.ErrJobConflict) {
+			return refuse(decide.UnitJobPending, err.Error())
+		}
+		if err != nil {
+			return fail(decide.RemoveFailed, fmt.Errorf("stop unit %s: %w", it.Unit, err))
+		}
+		if n := len(trees.Pids); n > 0 {
+			detail += fmt.Sprintf(", %d processes were inside", n)
+		}
+		r.UnitStopped = it.Unit + " (" + detail + ")"
+		// systemd removed the unit's own directories.
+		if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
+			return fail(decide.RemoveFailed, err)
+		}
+	}
+	if len(trees.Pids) > 0 {
 		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		kr, err := apply.KillAll(kctx, s.Hierarchies, it.Path)
 		cancel()
@@ -228,17 +251,6 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 		var rerr error
 		if trees, rerr = apply.ReadTrees(s.Hierarchies, it.Path); rerr != nil {
 			return fail(decide.RemoveFailed, rerr)
-		}
-	}
-	if stopUnit {
-		detail, err := e.Units.Stop(ctx, it.Unit)
-		if err != nil {
-			return fail(decide.RemoveFailed, fmt.Errorf("stop unit %s: %w", it.Unit, err))
-		}
-		r.UnitStopped = it.Unit + " (" + detail + ")"
-		// systemd removed the unit's own directories.
-		if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
-			return fail(decide.RemoveFailed, err)
 		}
 	}
 	per, err := apply.Remove(trees, e.BeforeRemove)

@@ -2,7 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +17,8 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
 )
 
 // killCfg is a systemd-driver config that kills orphan processes and
@@ -171,4 +176,111 @@ func TestKillRefusedWhenPodComesBackBeforeKill(t *testing.T) {
 	if u, err := m.Lookup(ctx, slice); err != nil || u.ActiveState != "active" {
 		t.Fatalf("slice after the pass: %+v %v", u, err)
 	}
+}
+
+// An orphan pod slice for which systemd has a start job queued (kubelet
+// recreating the pod) is kept with its own reason, unit-job-pending: the
+// stop in mode "fail" is refused, the slice stays active, the job and the
+// processes in it are untouched.
+func TestStopRefusedWhileStartQueued(t *testing.T) {
+	sd := testbed.StartUserSystemd(t)
+	ctrd := testbed.StartContainerd(t)
+	ctx := context.Background()
+	uid := testbed.RandomUID()
+	slice := names.SystemdPodSlice(names.Burstable, uid)
+	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
+	proc := testbed.StartProcess(t, "sleep", "300")
+	sd.StartScope(t, chain+"/crio-"+hexID(44)+".scope", proc.PID)
+	m, err := sdunit.Connect(ctx, sd.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitActive(t, m, slice)
+	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("kubepods.slice"))
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
+	s := killPlanned(t, e, sd.Root.Rel(chain))
+	// The start job: a oneshot service in the slice, queued after the scan.
+	ch := make(chan string, 1)
+	if _, err := sd.Conn(t).StartTransientUnitContext(ctx, "pod-start-"+uid[:8]+".service", "fail", []sddbus.Property{
+		sddbus.PropSlice(slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
+		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
+	}, ch); err != nil {
+		t.Fatal(err)
+	}
+	results := e.Apply(ctx, s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.UnitJobPending || len(results[0].Killed) != 0 {
+		t.Fatalf("results %+v", results)
+	}
+	if proc.Wait(200 * time.Millisecond) {
+		t.Fatal("the process of a refused removal was killed")
+	}
+	if u, err := m.Lookup(ctx, slice); err != nil || u.ActiveState != "active" {
+		t.Fatalf("slice after the pass: %+v %v", u, err)
+	}
+	select {
+	case r := <-ch:
+		t.Fatalf("the start job ended (%s)", r)
+	default:
+	}
+}
+
+// With every check passed, an orphan slice with a process is stopped
+// through systemd (which ends the process) and removed everywhere.
+func TestKillWithSystemdStopsAndRemoves(t *testing.T) {
+	sd := testbed.StartUserSystemd(t)
+	ctrd := testbed.StartContainerd(t)
+	ctx := context.Background()
+	uid := testbed.RandomUID()
+	slice := names.SystemdPodSlice(names.Burstable, uid)
+	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
+	proc := testbed.StartProcess(t, "sleep", "300")
+	sd.StartScope(t, chain+"/crio-"+hexID(45)+".scope", proc.PID)
+	// A leftover in a hierarchy systemd does not manage, with a process
+	// of its own: killed by the engine after the stop.
+	left := testbed.StartProcess(t, "sleep", "300")
+	var blkio []int
+	for _, h := range sd.Root.Hierarchies {
+		if h.Has("blkio") {
+			must(t, sd.Root.MkdirIn(h, chain+"/crio-"+hexID(46)+".scope"))
+			must(t, writePid(h.Path(sd.Root.Rel(chain+"/crio-"+hexID(46)+".scope")), left.PID))
+			blkio = append(blkio, left.PID)
+		}
+	}
+	m, err := sdunit.Connect(ctx, sd.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitActive(t, m, slice)
+	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("kubepods.slice"))
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
+	s := killPlanned(t, e, sd.Root.Rel(chain))
+	results := e.Apply(ctx, s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Removed || results[0].UnitStopped == "" {
+		t.Fatalf("results %+v", results)
+	}
+	if fmt.Sprint(results[0].Killed) != fmt.Sprint(blkio) {
+		t.Errorf("killed %v, want the leftover %v", results[0].Killed, blkio)
+	}
+	if !proc.Wait(5*time.Second) || !left.Wait(5*time.Second) {
+		t.Fatal("the orphan's processes still run")
+	}
+	if n := sd.Root.Exists(chain); n != 0 {
+		t.Fatalf("orphan still in %d hierarchies", n)
+	}
+}
+
+func writePid(dir string, pid int) error {
+	return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
 }
