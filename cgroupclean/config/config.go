@@ -63,6 +63,9 @@ type Clean struct {
 type Daemon struct {
 	Interval Duration `toml:"interval"`
 	Jitter   float64  `toml:"jitter"`
+	// StateDir holds the one-cleaner lock (run and clean) and the memcg
+	// watchdog's persisted limits.
+	StateDir string `toml:"state_dir"`
 }
 
 // Log holds logging settings.
@@ -109,7 +112,7 @@ func Default() Config {
 			ConfirmPasses:        2,
 			RemoveContainerLevel: true,
 		},
-		Daemon: Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1},
+		Daemon: Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1, StateDir: "/var/lib/cgroupclean"},
 		Log:    Log{Level: "info", Format: "auto"},
 		Memcg:  DefaultMemcg(),
 	}
@@ -230,6 +233,7 @@ func (c Config) validate() []FieldError {
 	checkAbs("cgroup.mount_root", c.Cgroup.MountRoot, false)
 	checkAbs("cgroup.kubelet_root", c.Cgroup.KubeletRoot, false)
 	checkAbs("cgroup.pod_root", c.Cgroup.PodRoot, true)
+	checkAbs("daemon.state_dir", c.Daemon.StateDir, false)
 	if c.Cgroup.PodRoot == "/" {
 		bad("cgroup.pod_root", "must not be the cgroup root itself")
 	}

@@ -19,6 +19,7 @@ import (
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fset := newFlagSet("run", stderr)
 	cfgPath, explicit := commonFlags(fset)
+	wait, stateDir := lockFlags(fset)
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
@@ -46,6 +47,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// the one in flight). SIGHUP reloads.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	lock, ok := takeLock(ctx, &cfg, *stateDir, *wait, stderr, "run")
+	if !ok {
+		return 1
+	}
+	defer lock.Release()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
