@@ -67,6 +67,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		d.Watchdog = wd
 	}
 	mc := daemon.NewMemcgLoop(log)
+	// Beside the lock: the limits are only written by the lock's holder.
+	mc.StateDir = cfg.Daemon.StateDir
 	mc.Configure(ctx, cfg, 0)
 	d.EachPass, d.BeforeRemove = mc.Configure, mc.BeforeRemove
 	go mc.Run(ctx)
