@@ -20,6 +20,10 @@ import (
 type MemcgLoop struct {
 	Log      logrus.FieldLogger
 	ProcRoot string
+	// StateDir, when set, keeps the watchdog's limits (cooldowns, daily
+	// cap, backoff) in a file there across restarts; fixed at start, a
+	// reload does not move it.
+	StateDir string
 
 	mu      sync.Mutex
 	key     memcgKey
@@ -39,7 +43,9 @@ func NewMemcgLoop(log logrus.FieldLogger) *MemcgLoop {
 }
 
 // Configure builds (or drops, with mode "off") the monitor for cfg. Its
-// history (window, cooldowns, backoff) is kept while the settings stay.
+// history (window, cooldowns, backoff) is kept while the settings stay; a
+// monitor rebuilt for new settings takes over the limits of the one before
+// (or, first, of the state file).
 func (m *MemcgLoop) Configure(ctx context.Context, cfg config.Config, _ uint64) {
 	key := memcgKey{cfg: cfg.Memcg, mountRoot: cfg.Cgroup.MountRoot, podRoot: cfg.Cgroup.PodRoot}
 	m.mu.Lock()
@@ -47,6 +53,7 @@ func (m *MemcgLoop) Configure(ctx context.Context, cfg config.Config, _ uint64) 
 	if m.key == key && (m.mon != nil || cfg.Memcg.Mode == "off") {
 		return
 	}
+	prev := m.mon
 	m.key, m.mon = key, nil
 	defer m.notify()
 	if cfg.Memcg.Mode == "off" {
@@ -65,6 +72,15 @@ func (m *MemcgLoop) Configure(ctx context.Context, cfg config.Config, _ uint64) 
 	if err != nil {
 		m.Log.WithError(err).Warn("memcg watchdog not started")
 		return
+	}
+	switch {
+	case prev != nil:
+		mon.Watchdog.CopyLimits(prev.Watchdog)
+		mon.SaveLimitsIn(m.StateDir)
+	case m.StateDir != "":
+		if err := mon.KeepLimitsIn(m.StateDir); err != nil {
+			m.Log.WithError(err).Warn("memcg limits file not used: every step waits its cooldown from now")
+		}
 	}
 	m.mon = mon
 }

@@ -2,11 +2,15 @@ package daemon
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
@@ -78,5 +82,93 @@ func TestMemcgLoopProbesThisMachine(t *testing.T) {
 	m.Configure(context.Background(), cfg, 3)
 	if m.BeforeRemove() != nil || m.mon != nil {
 		t.Fatal("mode off must drop the monitor")
+	}
+}
+
+// dropSkip is why the loop's watchdog would not drop caches now, on an
+// act-level window of samples ("" when it would).
+func dropSkip(t *testing.T, m *MemcgLoop) memcg.Reason {
+	t.Helper()
+	m.mu.Lock()
+	mon := m.mon
+	m.mu.Unlock()
+	if mon == nil {
+		t.Fatal("no monitor")
+	}
+	var d memcg.Decision
+	for range 3 {
+		d = mon.Watchdog.Observe(memcg.Sample{Dying: 6000, Live: 300, PodDying: -1})
+	}
+	for _, s := range d.Skipped {
+		if s.Action == memcg.ActionDropCaches {
+			return s.Reason
+		}
+	}
+	if d.Would != memcg.ActionDropCaches {
+		t.Fatalf("decision %+v", d)
+	}
+	return ""
+}
+
+// The drop_caches cooldown of a daemon before this one (its state file)
+// holds after a restart and after a reload that rebuilds the monitor; a
+// corrupt file keeps every step in cooldown and is replaced.
+func TestMemcgLimitsKeptOverRestartAndReload(t *testing.T) {
+	testbed.RequireRoot(t)
+	log, hook := test.NewNullLogger()
+	cfg := config.Default()
+	cfg.Memcg.Mode = "act"
+	dir := t.TempDir()
+
+	// Without a file the drop would run: the test can tell.
+	fresh := NewMemcgLoop(log)
+	fresh.StateDir = t.TempDir()
+	fresh.Configure(context.Background(), cfg, 0)
+	if r := dropSkip(t, fresh); r != "" {
+		t.Fatalf("a fresh watchdog skips the drop (%s): the test proves nothing", r)
+	}
+
+	// The previous daemon dropped caches a minute ago.
+	prev := memcg.NewWatchdog(cfg.Memcg, memcg.Env{}, memcg.SystemClock{})
+	prev.Record(memcg.Decision{}, memcg.Outcome{Action: memcg.ActionDropCaches}, memcg.Sample{})
+	if err := prev.SaveLimits(dir); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMemcgLoop(log)
+	m.StateDir = dir
+	m.Configure(context.Background(), cfg, 0)
+	if r := dropSkip(t, m); r != memcg.ReasonBackoff {
+		t.Fatalf("after a restart: %q, want %s", r, memcg.ReasonBackoff)
+	}
+	reloaded := cfg
+	reloaded.Memcg.DyingWarn = 900
+	m.Configure(context.Background(), reloaded, 1)
+	if r := dropSkip(t, m); r != memcg.ReasonBackoff {
+		t.Fatalf("after a reload: %q, want %s", r, memcg.ReasonBackoff)
+	}
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, memcg.LimitsFile), []byte("{garbage"), 0o600))
+	c := NewMemcgLoop(log)
+	c.StateDir = dir
+	c.Configure(context.Background(), cfg, 0)
+	if r := dropSkip(t, c); r != memcg.ReasonCooldown {
+		t.Fatalf("with a corrupt file: %q, want %s", r, memcg.ReasonCooldown)
+	}
+	warned := false
+	for _, e := range hook.AllEntries() {
+		warned = warned || (e.Level == logrus.WarnLevel && strings.Contains(e.Message, "memcg limits file not used"))
+	}
+	if !warned {
+		t.Error("the corrupt file was not reported")
+	}
+	w := memcg.NewWatchdog(cfg.Memcg, memcg.Env{}, memcg.SystemClock{})
+	if err := w.LoadLimits(dir); err != nil {
+		t.Errorf("the corrupt file was not replaced by a good one: %v", err)
 	}
 }

@@ -68,11 +68,12 @@ use_systemd = "never"
 [daemon]
 interval = "1s"
 jitter = 0.0
+state_dir = %q
 
 [log]
 level = "info"
 format = "text"
-`, s.ctrd.Endpoint(), s.root.Rel("kubepods"), s.kubelet)
+`, s.ctrd.Endpoint(), s.root.Rel("kubepods"), s.kubelet, filepath.Join(filepath.Dir(s.kubelet), "state"))
 }
 
 func (s *service) writeConfig(t *testing.T, text string) {

@@ -295,6 +295,7 @@ unit_stop_timeout = "5s"
 [daemon]
 interval = "1s"
 jitter = 0.0
+state_dir = ` + fmt.Sprintf("%q", filepath.Join(filepath.Dir(h.kubelet), "state-"+driver)) + `
 
 [log]
 level = "info"

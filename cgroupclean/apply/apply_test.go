@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,7 +94,7 @@ func TestKillAllOnlyInside(t *testing.T) {
 	defer cancel()
 	res, err := KillAll(ctx, r.Hierarchies, r.Rel("orphan"))
 	must(t, err)
-	if len(res.Pids) != 2 || !res.Frozen {
+	if len(res.Pids) != 2 || len(res.Frozen) == 0 {
 		t.Fatalf("kill result %+v", res)
 	}
 	for _, c := range []*exec.Cmd{in1, in2} {
@@ -112,4 +113,80 @@ func TestKillAllOnlyInside(t *testing.T) {
 	if _, err := Remove(trees, nil); err != nil {
 		t.Fatalf("the emptied orphan could not be removed: %v", err)
 	}
+}
+
+// A process listed in the orphan that moved out before it was signalled
+// (here: moved to a live cgroup in every hierarchy after the listing) is
+// not signalled; the one still inside is. With the v2 hierarchy left out,
+// only the pidfd path (re-check /proc/<pid>/cgroup, signal the pidfd) runs.
+func TestKillSkipsProcessMovedOut(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v1   bool
+	}{{"all hierarchies", false}, {"v1 only (pidfd path)", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testbed.NewCgroupRoot(t, "applymoved")
+			hs := r.Hierarchies
+			if tc.v1 {
+				hs = nil
+				for _, h := range r.Hierarchies {
+					if h.Version == 1 {
+						hs = append(hs, h)
+					}
+				}
+				testbed.Need(t, len(hs) > 0, "a cgroup v1 hierarchy")
+			}
+			must(t, r.Mkdir("orphan/ctr"))
+			must(t, r.Mkdir("live"))
+			stays, moves := sleeper(t), sleeper(t)
+			must(t, r.AddProc("orphan/ctr", stays.Process.Pid))
+			must(t, r.AddProc("orphan/ctr", moves.Process.Pid))
+			listed, err := Pids(hs, r.Rel("orphan"))
+			must(t, err)
+			if len(listed) != 2 {
+				t.Fatalf("listed %v", listed)
+			}
+			must(t, r.AddProc("live", moves.Process.Pid))
+			var res KillResult
+			must(t, killListed(hs, r.Rel("orphan"), listed, &res))
+			if len(res.Pids) != 1 || res.Pids[0] != stays.Process.Pid || len(res.MovedOut) != 1 || res.MovedOut[0] != moves.Process.Pid {
+				t.Fatalf("kill result %+v", res)
+			}
+			if err := stays.Wait(); err == nil {
+				t.Fatal("the process inside exited cleanly, want killed")
+			}
+			if err := moves.Process.Signal(syscall.Signal(0)); err != nil {
+				t.Fatalf("the process that moved out was signalled: %v", err)
+			}
+		})
+	}
+}
+
+// After KillAll the cgroup is thawed in every freezer again.
+func TestKillAllThaws(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "applythaw")
+	must(t, r.Mkdir("orphan"))
+	p := sleeper(t)
+	must(t, r.AddProc("orphan", p.Process.Pid))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := KillAll(ctx, r.Hierarchies, r.Rel("orphan"))
+	must(t, err)
+	if len(res.Pids) != 1 {
+		t.Fatalf("kill result %+v", res)
+	}
+	for _, h := range r.Hierarchies {
+		dir := h.Path(r.Rel("orphan"))
+		switch {
+		case h.Has("freezer"):
+			if ok, err := v1Frozen(dir); ok || err != nil {
+				t.Errorf("%s still frozen (%v)", h.Name, err)
+			}
+		case h.Version == 2:
+			if ok, err := v2Frozen(dir); ok || err != nil {
+				t.Errorf("%s still frozen (%v)", h.Name, err)
+			}
+		}
+	}
+	t.Logf("frozen in %v, cgroup.kill in %v", res.Frozen, res.CgroupKill)
 }

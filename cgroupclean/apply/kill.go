@@ -4,54 +4,68 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
+	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 )
 
 // KillResult is what KillAll did.
 type KillResult struct {
-	Pids   []int // the processes signalled
-	Frozen bool  // whether the cgroup was frozen while they were listed
+	// Pids are the processes listed in the cgroup and killed: by
+	// cgroup.kill (v2) or by a SIGKILL sent through a pidfd (v1).
+	Pids []int
+	// Frozen names the hierarchies whose freezer held the cgroup while
+	// its processes were listed and killed.
+	Frozen []string
+	// CgroupKill names the v2 hierarchies where cgroup.kill was written.
+	CgroupKill []string
+	// MovedOut are processes listed in the cgroup that were no longer in
+	// it when they were to be signalled: left alone.
+	MovedOut []int
 }
 
-// KillAll freezes path (v1 freezer or v2 cgroup.freeze, where mounted) so
-// nothing inside can fork or exit while it is listed, sends SIGKILL to every
-// process in its subtree in every hierarchy, thaws it and waits until no
-// process is left or ctx ends. It is only called for orphan cgroups with
-// kill_orphan_processes on: the PIDs come from the orphan's own cgroup.procs
-// files, never from a name.
+// ErrKillRefused is returned when KillAll signals nothing because doing
+// so is not safe (pid 1 or the caller inside, no pidfd support).
+var ErrKillRefused = errors.New("kill refused")
+
+// freezeTimeout bounds the wait for a freezer to report the cgroup frozen.
+const freezeTimeout = 5 * time.Second
+
+// KillAll kills every process in path's subtree, in every hierarchy. It is
+// only called for orphan cgroups with kill_orphan_processes on, after every
+// check that could refuse the removal.
+//
+// First the cgroup is frozen in every freezer present (v1 freezer.state,
+// v2 cgroup.freeze) and KillAll waits until each reports it frozen, so
+// nothing inside forks or exits while it is listed; a freezer that does
+// not get there in time is thawed again and nothing is killed. Then no PID
+// number is signalled that could have been reused: on v2, cgroup.kill
+// kills the subtree by cgroup; every process listed (also those only a v1
+// hierarchy shows) is opened as a pidfd, its /proc/<pid>/cgroup checked to
+// be still inside path, and SIGKILL sent through the pidfd. A process that
+// moved out is left alone (MovedOut). Then the cgroup is thawed and
+// KillAll waits until no process is left or ctx ends.
 func KillAll(ctx context.Context, hs []hierarchy.Hierarchy, path string) (KillResult, error) {
 	var res KillResult
-	thaw := freeze(hs, path)
-	res.Frozen = thaw != nil
-	pids, err := Pids(hs, path)
+	thaw, frozen, err := freezeAll(ctx, hs, path)
+	res.Frozen = frozen
 	if err != nil {
-		if thaw != nil {
-			thaw()
-		}
 		return res, err
 	}
-	self := os.Getpid()
-	var errs []error
-	for _, pid := range pids {
-		if pid <= 1 || pid == self {
-			errs = append(errs, fmt.Errorf("refusing to kill pid %d found in %s", pid, path))
-			continue
-		}
-		if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("kill %d: %w", pid, err))
-			continue
-		}
-		res.Pids = append(res.Pids, pid)
+	pids, err := Pids(hs, path)
+	if err == nil {
+		err = killListed(hs, path, pids, &res)
 	}
-	if thaw != nil {
-		thaw()
-	}
-	if len(errs) > 0 {
-		return res, errors.Join(errs...)
+	thaw()
+	if err != nil {
+		return res, err
 	}
 	for {
 		left, err := Pids(hs, path)
@@ -69,37 +83,183 @@ func KillAll(ctx context.Context, hs []hierarchy.Hierarchy, path string) (KillRe
 	}
 }
 
-// freeze freezes path and returns the function that thaws it, or nil when
-// no freezer is available (the kill still happens, without the guarantee
-// that no child is forked meanwhile).
-func freeze(hs []hierarchy.Hierarchy, path string) func() {
+// killListed kills pids, listed in path: cgroup.kill in every v2
+// hierarchy that has path, then a pidfd SIGKILL for each listed process
+// still inside path.
+func killListed(hs []hierarchy.Hierarchy, path string, pids []int, res *KillResult) error {
+	self := os.Getpid()
+	for _, pid := range pids {
+		if pid <= 1 || pid == self {
+			return fmt.Errorf("pid %d found in %s: %w", pid, path, ErrKillRefused)
+		}
+	}
+	var errs []error
 	for _, h := range hs {
-		dir := h.Path(path)
+		if h.Version != 2 {
+			continue
+		}
+		err := cgfs.WriteConfined(h.Mountpoint, h.Path(path), "cgroup.kill", []byte("1"))
 		switch {
-		case h.Has("freezer"):
-			if writeFile(dir, "freezer.state", "FROZEN") == nil {
-				waitFrozen(dir)
-				return func() { _ = writeFile(dir, "freezer.state", "THAWED") }
-			}
+		case err == nil:
+			res.CgroupKill = append(res.CgroupKill, h.Name)
+		case errors.Is(err, fs.ErrNotExist): // not in this hierarchy, or a kernel before 5.14
+		default:
+			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
+		}
+	}
+	for _, pid := range pids {
+		sent, err := signalIfInside(hs, path, pid)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case sent:
+			res.Pids = append(res.Pids, pid)
+		default:
+			res.MovedOut = append(res.MovedOut, pid)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// signalIfInside sends SIGKILL to pid through a pidfd if the process is
+// still in path (or below) in one of hs. The pidfd is opened first: if the
+// process then exits and its number is reused, /proc/<pid>/cgroup may
+// describe the newcomer, but the signal still goes only to the pidfd's
+// process, which is gone (ESRCH, nothing sent). sent is false for a
+// process that moved out or is gone.
+func signalIfInside(hs []hierarchy.Hierarchy, path string, pid int) (sent bool, _ error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return false, nil
+	}
+	if err != nil {
+		// No pidfd (kernel before 5.3): a bare PID could be reused.
+		return false, fmt.Errorf("pidfd_open %d: %w (%w)", pid, ErrKillRefused, err)
+	}
+	defer unix.Close(fd)
+	in, err := cgroups.ParseCgroupFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read cgroups of pid %d: %w", pid, err)
+	}
+	if !insideAny(hs, in, path) {
+		return false, nil
+	}
+	err = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("kill %d: %w", pid, err)
+	}
+	return true, nil
+}
+
+// insideAny reports whether a process's cgroups (from ParseCgroupFile:
+// controller, "name=..." or "" for v2, to path) put it in path or below in
+// any of hs.
+func insideAny(hs []hierarchy.Hierarchy, in map[string]string, path string) bool {
+	for _, h := range hs {
+		key := ""
+		switch {
 		case h.Version == 2:
-			if _, err := os.Stat(dir + "/cgroup.freeze"); err == nil && writeFile(dir, "cgroup.freeze", "1") == nil {
-				return func() { _ = writeFile(dir, "cgroup.freeze", "0") }
+		case len(h.Controllers) > 0:
+			key = h.Controllers[0]
+		default:
+			key = h.Name // name=systemd
+		}
+		if p, ok := in[key]; ok && (p == path || strings.HasPrefix(p, path+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// freezeAll freezes path in every freezer hierarchy that has it and waits
+// until each says frozen. It returns the function that thaws them all and
+// the names of the frozen hierarchies. On error everything already frozen
+// is thawed again.
+func freezeAll(ctx context.Context, hs []hierarchy.Hierarchy, path string) (thaw func(), frozen []string, err error) {
+	var thaws []func()
+	thaw = func() {
+		for _, t := range thaws {
+			t()
+		}
+	}
+	deadline := time.Now().Add(freezeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	// v2 first: a task the v1 freezer holds cannot reach the v2 freezer's
+	// trap, so the other order never reads "frozen 1" on hybrid nodes.
+	ordered := make([]hierarchy.Hierarchy, 0, len(hs))
+	for _, v := range []int{2, 1} {
+		for _, h := range hs {
+			if h.Version == v {
+				ordered = append(ordered, h)
 			}
 		}
 	}
-	return nil
+	for _, h := range ordered {
+		var file, on, off string
+		var isFrozen func(dir string) (bool, error)
+		switch {
+		case h.Has("freezer"):
+			file, on, off, isFrozen = "freezer.state", "FROZEN", "THAWED", v1Frozen
+		case h.Version == 2:
+			file, on, off, isFrozen = "cgroup.freeze", "1", "0", v2Frozen
+		default:
+			continue
+		}
+		dir := h.Path(path)
+		err := cgfs.WriteConfined(h.Mountpoint, dir, file, []byte(on))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // not in this hierarchy (or no cgroup.freeze, before 5.2)
+		}
+		if err == nil {
+			thaws = append(thaws, func() { _ = cgfs.WriteConfined(h.Mountpoint, dir, file, []byte(off)) })
+			err = waitFrozen(dir, isFrozen, deadline)
+		}
+		if err != nil {
+			thaw()
+			return func() {}, nil, fmt.Errorf("freeze %s in %s: %w", path, h.Name, err)
+		}
+		frozen = append(frozen, h.Name)
+	}
+	return thaw, frozen, nil
 }
 
-func waitFrozen(dir string) {
-	for i := 0; i < 50; i++ {
-		b, err := os.ReadFile(dir + "/freezer.state")
-		if err != nil || string(b) == "FROZEN\n" {
-			return
+func waitFrozen(dir string, isFrozen func(string) (bool, error), deadline time.Time) error {
+	for {
+		ok, err := isFrozen(dir)
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errors.New("not frozen in time")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-func writeFile(dir, name, val string) error {
-	return os.WriteFile(dir+"/"+name, []byte(val), 0o644)
+// v1Frozen: freezer.state reads FREEZING until every task is frozen.
+func v1Frozen(dir string) (bool, error) {
+	b, err := cgfs.ReadSmall(dir + "/freezer.state")
+	return strings.TrimSpace(string(b)) == "FROZEN", err
+}
+
+// v2Frozen: cgroup.events says "frozen 1" once the whole subtree is.
+func v2Frozen(dir string) (bool, error) {
+	b, err := cgfs.ReadSmall(dir + "/cgroup.events")
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "frozen 1" {
+			return true, nil
+		}
+	}
+	return false, nil
 }

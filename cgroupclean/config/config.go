@@ -65,6 +65,9 @@ type Clean struct {
 type Daemon struct {
 	Interval Duration `toml:"interval"`
 	Jitter   float64  `toml:"jitter"`
+	// StateDir holds the one-cleaner lock (run and clean) and the memcg
+	// watchdog's persisted limits.
+	StateDir string `toml:"state_dir"`
 }
 
 // Log holds logging settings.
@@ -111,7 +114,7 @@ func Default() Config {
 			ConfirmPasses:        2,
 			RemoveContainerLevel: true,
 		},
-		Daemon: Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1},
+		Daemon: Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1, StateDir: "/var/lib/cgroupclean"},
 		Log:    Log{Level: "info", Format: "auto"},
 		Memcg:  DefaultMemcg(),
 	}
@@ -236,6 +239,7 @@ func (c Config) validate() []FieldError {
 	checkAbs("cgroup.mount_root", c.Cgroup.MountRoot, false, "/ itself")
 	checkAbs("cgroup.kubelet_root", c.Cgroup.KubeletRoot, false, "/ itself")
 	checkAbs("cgroup.pod_root", c.Cgroup.PodRoot, true, "the cgroup root itself")
+	checkAbs("daemon.state_dir", c.Daemon.StateDir, false, "/ itself")
 	switch c.Cgroup.Driver {
 	case "auto", "systemd", "cgroupfs":
 	default:

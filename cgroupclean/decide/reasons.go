@@ -31,6 +31,7 @@ const (
 	ProcessesAppeared     Reason = "processes-appeared"       // processes found in the final check before removal
 	SystemdUnreachable    Reason = "systemd-unreachable"      // a unit owns it but systemd could not be asked
 	UnitNotOwned          Reason = "unit-cgroup-mismatch"     // the unit of that name owns another cgroup
+	UnitJobPending        Reason = "unit-job-pending"         // systemd has another job (a start) queued for the unit: its stop was refused
 	Busy                  Reason = "busy"                     // rmdir said EBUSY: the kernel still sees tasks or children
 	RemoveFailed          Reason = "remove-failed"            // another error removing it
 	KillFailed            Reason = "kill-failed"              // its processes could not all be killed

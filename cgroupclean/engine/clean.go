@@ -10,6 +10,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
 )
 
 // Outcome is what happened to one planned removal.
@@ -157,21 +158,8 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item) checked {
 		c.refused = &Result{Item: it, Outcome: Refused, Reason: reason, Detail: detail, Took: c.at.Sub(c.start)}
 		return c
 	}
-	snap, err := e.snapshot(ctx)
-	if err != nil {
-		return refuse(decide.RuntimeUnreachableNow, err.Error())
-	}
-	if why := listedNow(snap, it); why != "" {
-		return refuse(decide.RuntimeListsNow, why)
-	}
-	if it.Kind == decide.PodKind {
-		tracked, err := live.KubeletTracks(e.Config.Cgroup.KubeletRoot, it.PodUID)
-		if err != nil {
-			return refuse(decide.KubeletStateUnknown, err.Error())
-		}
-		if tracked {
-			return refuse(decide.KubeletTracksNow, filepath.Join(e.Config.Cgroup.KubeletRoot, "pods", it.PodUID)+" exists")
-		}
+	if reason, detail := e.recheckLive(ctx, it); reason != "" {
+		return refuse(reason, detail)
 	}
 	// One walk per hierarchy gives both the processes and the directories
 	// to remove.
@@ -189,8 +177,12 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item) checked {
 	return c
 }
 
-// remove carries out one checked removal: kill (opt-in), stop the unit,
-// rmdir leaf-first in every hierarchy.
+// remove carries out one checked removal: the systemd ownership check,
+// the runtime and kubelet asked once more when processes are left (they
+// are about to be ended), the unit stop (mode "fail": refused while
+// another job is queued), the kill of what is left (opt-in), then the rmdir
+// leaf-first in every hierarchy. Everything that can refuse runs before
+// anything is stopped or killed: a refused removal changed nothing.
 func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 	it, trees := c.it, c.trees
 	r := &Result{Item: it}
@@ -202,22 +194,9 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 		r.Outcome, r.Reason, r.Detail, r.Took = Failed, reason, err.Error(), time.Since(c.start)
 		return r
 	}
-	if len(trees.Pids) > 0 {
-		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		kr, err := apply.KillAll(kctx, s.Hierarchies, it.Path)
-		cancel()
-		r.Killed = kr.Pids
-		if err != nil {
-			return fail(decide.KillFailed, err)
-		}
-		var rerr error
-		if trees, rerr = apply.ReadTrees(s.Hierarchies, it.Path); rerr != nil {
-			return fail(decide.RemoveFailed, rerr)
-		}
-	}
-
 	// From here on the removal runs to its end even if ctx is cancelled.
 	ctx = context.WithoutCancel(ctx)
+	stopUnit := false
 	if it.Unit != "" && e.Config.Clean.UseSystemd != "never" {
 		if e.Units == nil {
 			detail := "no connection to systemd"
@@ -230,19 +209,48 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 		if err != nil {
 			return refuse(decide.SystemdUnreachable, err.Error())
 		}
-		if loaded {
-			if filepath.Clean(cg) != filepath.Clean(it.Path) {
-				return refuse(decide.UnitNotOwned, fmt.Sprintf("unit %s owns %q, not %q", it.Unit, cg, it.Path))
-			}
-			detail, err := e.Units.Stop(ctx, it.Unit)
-			if err != nil {
-				return fail(decide.RemoveFailed, fmt.Errorf("stop unit %s: %w", it.Unit, err))
-			}
-			r.UnitStopped = it.Unit + " (" + detail + ")"
-			// systemd removed the unit's own directories.
-			if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
-				return fail(decide.RemoveFailed, err)
-			}
+		if loaded && filepath.Clean(cg) != filepath.Clean(it.Path) {
+			return refuse(decide.UnitNotOwned, fmt.Sprintf("unit %s owns %q, not %q", it.Unit, cg, it.Path))
+		}
+		stopUnit = loaded
+	}
+	if len(trees.Pids) > 0 {
+		// Ending processes cannot be undone: the runtime and kubelet are
+		// asked again right before, after the systemd lookup.
+		if reason, detail := e.recheckLive(ctx, it); reason != "" {
+			return refuse(reason, detail)
+		}
+	}
+	if stopUnit {
+		// The stop is the last step that can refuse (a queued job), so it
+		// comes before the kill; it ends the unit's processes itself.
+		detail, err := e.Units.Stop(ctx, it.Unit)
+		if errors.Is(err, sdunit.ErrJobConflict) {
+			return refuse(decide.UnitJobPending, err.Error())
+		}
+		if err != nil {
+			return fail(decide.RemoveFailed, fmt.Errorf("stop unit %s: %w", it.Unit, err))
+		}
+		if n := len(trees.Pids); n > 0 {
+			detail += fmt.Sprintf(", %d processes were inside", n)
+		}
+		r.UnitStopped = it.Unit + " (" + detail + ")"
+		// systemd removed the unit's own directories.
+		if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
+			return fail(decide.RemoveFailed, err)
+		}
+	}
+	if len(trees.Pids) > 0 {
+		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		kr, err := apply.KillAll(kctx, s.Hierarchies, it.Path)
+		cancel()
+		r.Killed = kr.Pids
+		if err != nil {
+			return fail(decide.KillFailed, err)
+		}
+		var rerr error
+		if trees, rerr = apply.ReadTrees(s.Hierarchies, it.Path); rerr != nil {
+			return fail(decide.RemoveFailed, rerr)
 		}
 	}
 	per, err := apply.Remove(trees, e.BeforeRemove)
@@ -258,6 +266,28 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 	}
 	r.Outcome, r.Took = Removed, time.Since(c.start)
 	return r
+}
+
+// recheckLive asks the runtime and kubelet again whether the item is live:
+// the reason to refuse and its detail, or "" when neither claims it.
+func (e *Engine) recheckLive(ctx context.Context, it decide.Item) (decide.Reason, string) {
+	snap, err := e.snapshot(ctx)
+	if err != nil {
+		return decide.RuntimeUnreachableNow, err.Error()
+	}
+	if why := listedNow(snap, it); why != "" {
+		return decide.RuntimeListsNow, why
+	}
+	if it.Kind == decide.PodKind {
+		tracked, err := live.KubeletTracks(e.Config.Cgroup.KubeletRoot, it.PodUID)
+		if err != nil {
+			return decide.KubeletStateUnknown, err.Error()
+		}
+		if tracked {
+			return decide.KubeletTracksNow, filepath.Join(e.Config.Cgroup.KubeletRoot, "pods", it.PodUID) + " exists"
+		}
+	}
+	return "", ""
 }
 
 // childNames are the base names of the item's container cgroups.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"golang.org/x/sys/unix"
 )
@@ -60,9 +61,17 @@ type Executor struct {
 }
 
 // NewExecutor returns an executor. dropCachesPath is DropCachesPath except
-// in tests.
+// in tests. Its cgroup writes are confined to paths.MemoryRoot.
 func NewExecutor(paths Paths, cfg config.Memcg, dropCachesPath string) *Executor {
-	return &Executor{paths: paths, cfg: cfg, dropPath: dropCachesPath, write: writeBounded}
+	return &Executor{paths: paths, cfg: cfg, dropPath: dropCachesPath, write: confinedWriter(paths.MemoryRoot)}
+}
+
+// confinedWriter is writeBounded with every open confined to the memory
+// hierarchy mounted at mount (cgfs.OpenConfined).
+func confinedWriter(mount string) writeFunc {
+	return func(ctx context.Context, path string, data []byte, deadline time.Time) error {
+		return writeBounded(ctx, mount, path, data, deadline)
+	}
 }
 
 // Apply runs the decision's action. ActionNone does nothing.
@@ -142,9 +151,10 @@ func DropCaches(path string, value int) error {
 // memory.current is 0 or the kernel finds nothing more. It returns the
 // bytes freed. Outcomes: (n, nil) done; (n, ErrTimeout) the bound passed
 // (rmdir may still go ahead); (0, ErrPopulated) the cgroup has processes;
-// (0, other) the files could not be used.
-func PreventZombie(ctx context.Context, memoryCgroupDir string, v2 bool, timeout time.Duration) (int64, error) {
-	x := &Executor{write: writeBounded}
+// (0, other) the files could not be used. memoryMount is the memory
+// hierarchy's mountpoint: the writes cannot leave it.
+func PreventZombie(ctx context.Context, memoryMount, memoryCgroupDir string, v2 bool, timeout time.Duration) (int64, error) {
+	x := &Executor{write: confinedWriter(memoryMount)}
 	return x.preventZombie(ctx, memoryCgroupDir, v2, timeout)
 }
 
@@ -181,7 +191,7 @@ func (x *Executor) forceEmpty(ctx context.Context, dir string, timeout time.Dura
 	if err != nil {
 		return 0, fmt.Errorf("force_empty %s: %w", dir, err)
 	}
-	werr := x.write(ctx, filepath.Join(dir, "memory.force_empty"), []byte("0"), time.Now().Add(timeout))
+	werr := x.write(ctx, dir+"/memory.force_empty", []byte("0"), time.Now().Add(timeout))
 	after, err := readInt(usage)
 	if err != nil {
 		after = before
@@ -240,7 +250,7 @@ func (x *Executor) reclaim(ctx context.Context, dir string, step, maxBytes int64
 		if r.SwappinessZero {
 			arg += " swappiness=0"
 		}
-		err := x.write(ctx, filepath.Join(dir, "memory.reclaim"), []byte(arg), deadline)
+		err := x.write(ctx, dir+"/memory.reclaim", []byte(arg), deadline)
 		switch {
 		case err == nil:
 			r.Steps++
@@ -294,13 +304,25 @@ func readInt(path string) (int64, error) {
 // memory.force_empty and memory.reclaim loop in the kernel and give up with
 // EINTR when a signal is pending, so when the deadline passes the thread is
 // sent SIGURG (which the Go runtime already handles and ignores when it has
-// nothing to preempt) until the write returns.
-func writeBounded(ctx context.Context, path string, data []byte, deadline time.Time) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+// nothing to preempt) until the write returns. path is opened confined to
+// mount (cgfs.OpenConfined): a symlink or ".." cannot turn the write into
+// one outside the memory hierarchy.
+func writeBounded(ctx context.Context, mount, path string, data []byte, deadline time.Time) error {
+	// Split by hand: filepath.Dir would clean away a ".." the check must see.
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return fmt.Errorf("open %s: %w", path, cgfs.ErrUnconfined)
+	}
+	fd, err := cgfs.OpenConfined(mount, path[:i], path[i+1:], unix.O_WRONLY)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
+		return fmt.Errorf("open %s: %w", path, err)
 	}
 	defer unix.Close(fd)
+	return writeFdBounded(ctx, fd, path, data, deadline)
+}
+
+// writeFdBounded is the bounded write of writeBounded on an open fd.
+func writeFdBounded(ctx context.Context, fd int, path string, data []byte, deadline time.Time) error {
 	var stop atomic.Bool
 	tid := make(chan int, 1)
 	done := make(chan error, 1)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -123,17 +124,34 @@ func TestReclaimPodRootV2(t *testing.T) {
 	}
 }
 
-// With the real write path, a fixture memory.reclaim file receives exactly
-// the line the kernel would parse.
+// With the real bounded write, a fixture memory.reclaim file receives
+// exactly the line the kernel would parse. The production executor refuses
+// the same fixture: it is not a cgroup mount, so the confined open fails.
 func TestReclaimWritesFixtureFile(t *testing.T) {
 	paths := v2Tree(t)
 	cfg := config.DefaultMemcg()
 	cfg.ReclaimStepBytes, cfg.ReclaimMaxBytes = 1<<20, 1<<20
+	file := filepath.Join(paths.PodRootDir(), "memory.reclaim")
 	o := NewExecutor(paths, cfg, "").Apply(context.Background(), Decision{Action: ActionReclaimPodRoot})
-	if o.Err != nil {
+	if !errors.Is(o.Err, cgfs.ErrUnconfined) {
+		t.Fatalf("write to a fixture outside cgroupfs: %v, want cgfs.ErrUnconfined", o.Err)
+	}
+	if got, _ := os.ReadFile(file); len(got) != 0 {
+		t.Fatalf("refused write still wrote %q", got)
+	}
+	x := NewExecutor(paths, cfg, "")
+	x.write = func(ctx context.Context, path string, data []byte, deadline time.Time) error {
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return writeFdBounded(ctx, fd, path, data, deadline)
+	}
+	if o := x.Apply(context.Background(), Decision{Action: ActionReclaimPodRoot}); o.Err != nil {
 		t.Fatal(o.Err)
 	}
-	got, err := os.ReadFile(filepath.Join(paths.PodRootDir(), "memory.reclaim"))
+	got, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
@@ -286,7 +287,7 @@ func TestIntegrationV1PreventZombie(t *testing.T) {
 	var freed int64
 	start := time.Now()
 	for _, d := range tb.children {
-		n, err := PreventZombie(context.Background(), d, false, 5*time.Second)
+		n, err := PreventZombie(context.Background(), tb.mem.Mountpoint, d, false, 5*time.Second)
 		if err != nil {
 			t.Fatalf("prevent %s: %v", d, err)
 		}
@@ -321,7 +322,28 @@ func TestIntegrationV1PreventZombie(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(busy, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := PreventZombie(context.Background(), busy, false, time.Second); !errors.Is(err, ErrPopulated) {
+	if _, err := PreventZombie(context.Background(), tb.mem.Mountpoint, busy, false, time.Second); !errors.Is(err, ErrPopulated) {
 		t.Errorf("populated memcg: err %v, want ErrPopulated", err)
+	}
+}
+
+// force_empty is written only through a path confined to the memory mount:
+// a ".." (even one that stays below the mount) or a mountpoint that is not
+// the directory's own is refused, and nothing is reclaimed.
+func TestIntegrationV1PreventZombieConfined(t *testing.T) {
+	tb := newMemTestbed(t)
+	tb.chargeChildren(t, 1)
+	d := tb.children[0]
+	before := usage(t, d)
+	for name, tc := range map[string]struct{ mount, dir string }{
+		"dotdot":        {tb.mem.Mountpoint, d + "/../" + filepath.Base(d)},
+		"foreign mount": {filepath.Dir(tb.mem.Mountpoint), d},
+	} {
+		if _, err := PreventZombie(context.Background(), tc.mount, tc.dir, false, time.Second); !errors.Is(err, cgfs.ErrUnconfined) {
+			t.Errorf("%s: err %v, want cgfs.ErrUnconfined", name, err)
+		}
+	}
+	if after := usage(t, d); before == 0 || after < before/2 {
+		t.Errorf("usage %d -> %d: a refused force_empty reclaimed", before, after)
 	}
 }

@@ -2,6 +2,7 @@ package memcg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +18,28 @@ type Monitor struct {
 	Watchdog *Watchdog
 	Executor *Executor
 	cfg      config.Memcg
+	// stateDir, when set, is where the limits are saved after an action.
+	stateDir string
 }
+
+// KeepLimitsIn loads the watchdog's limits from dir (see
+// Watchdog.LoadLimits) and saves them there after every action. A file
+// that could not be used is replaced at once by the cautious state
+// LoadLimits fell back to; the returned error says why it was not used.
+func (m *Monitor) KeepLimitsIn(dir string) error {
+	m.stateDir = dir
+	err := m.Watchdog.LoadLimits(dir)
+	if errors.Is(err, ErrLimitsUnusable) {
+		if serr := m.Watchdog.SaveLimits(dir); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	return err
+}
+
+// SaveLimitsIn saves the limits in dir after every action, without
+// reading it first ("" saves nowhere).
+func (m *Monitor) SaveLimitsIn(dir string) { m.stateDir = dir }
 
 // NewMonitor finds the memory controller among hs and builds a monitor.
 // podRoot is the pod cgroup root ("" when there is none).
@@ -57,6 +79,11 @@ func (m *Monitor) Tick(ctx context.Context, log logrus.FieldLogger) (Decision, e
 		after = s
 	}
 	LogAction(log, d, o, m.Watchdog.Record(d, o, after))
+	if m.stateDir != "" {
+		if err := m.Watchdog.SaveLimits(m.stateDir); err != nil {
+			log.WithError(err).Error("memcg limits not saved: a restart would forget this action's cooldown")
+		}
+	}
 	return d, nil
 }
 
@@ -90,7 +117,7 @@ func (m *Monitor) BeforeRemove(log logrus.FieldLogger) func(h hierarchy.Hierarch
 			return
 		}
 		start := time.Now()
-		freed, err := PreventZombie(context.Background(), dir, v2, m.cfg.PreventTimeout.Duration)
+		freed, err := PreventZombie(context.Background(), memRoot, dir, v2, m.cfg.PreventTimeout.Duration)
 		LogPrevent(log, dir, freed, time.Since(start), err)
 	}
 }

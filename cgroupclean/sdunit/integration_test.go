@@ -442,3 +442,63 @@ func TestConnectForms(t *testing.T) {
 		})
 	}
 }
+
+// A start job queued in a pod slice (kubelet recreating a pod with the same
+// UID) is never cancelled by a stop: StopUnit in mode "fail" is refused
+// with ErrJobConflict, for the unit with the job and for the slice that
+// holds it, and nothing is stopped.
+func TestStopRefusesWhileStartQueued(t *testing.T) {
+	sd := testbed.StartUserSystemd(t)
+	m := connect(t, sd)
+	p := startPod(t, sd, nil)
+	// A oneshot service's start job runs until ExecStart exits.
+	svc := "pod-start-" + randHex(4) + ".service"
+	ch := make(chan string, 1)
+	_, err := sd.Conn(t).StartTransientUnitContext(context.Background(), svc, "fail", []sddbus.Property{
+		sddbus.PropSlice(p.slice),
+		sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
+		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
+	}, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, m, svc, "activating")
+
+	for _, unit := range []string{svc, p.slice} {
+		r, err := m.Stop(context.Background(), unit, 5*time.Second)
+		t.Logf("Stop(%s) = %+v, %v", unit, r, err)
+		if !errors.Is(err, sdunit.ErrJobConflict) {
+			t.Fatalf("Stop(%s): error %v, want ErrJobConflict", unit, err)
+		}
+		if r.JobID != 0 || r.Result != "" {
+			t.Errorf("Stop(%s) queued job %d (result %q)", unit, r.JobID, r.Result)
+		}
+	}
+	// Nothing was stopped, and the start job still runs.
+	waitState(t, m, svc, "activating")
+	if u, err := m.Lookup(context.Background(), p.slice); err != nil || u.ActiveState != "active" {
+		t.Errorf("pod slice after refused stops: %+v, %v", u, err)
+	}
+	requirePresent(t, sd, p.scopeCg)
+	if !p.proc.Alive() {
+		t.Errorf("the pod's process %d died", p.proc.PID)
+	}
+	select {
+	case r := <-ch:
+		t.Errorf("the start job ended (%s): a stop cancelled it", r)
+	default:
+	}
+}
+
+func waitState(t *testing.T, m *sdunit.Manager, unit, state string) {
+	t.Helper()
+	var u sdunit.Unit
+	var err error
+	for i := 0; i < 250; i++ {
+		if u, err = m.Lookup(context.Background(), unit); err == nil && u.ActiveState == state {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: %+v, %v; want %s", unit, u, err, state)
+}

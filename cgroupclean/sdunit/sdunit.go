@@ -27,6 +27,10 @@ var (
 	// ErrNoSuchUnit: systemd has no such unit loaded (never existed, or
 	// a transient unit already stopped and garbage-collected).
 	ErrNoSuchUnit = errors.New("unit not loaded")
+	// ErrJobConflict: systemd refused the stop (mode "fail") because
+	// another job, such as a start, is queued for the unit or for a unit
+	// the stop would take along. Nothing was stopped.
+	ErrJobConflict = errors.New("another job is queued for the unit")
 	// ErrJobFailed: the stop job ended with a result other than "done".
 	ErrJobFailed = errors.New("stop job did not complete")
 	// ErrJobTimeout: no job result within the caller's timeout. The job

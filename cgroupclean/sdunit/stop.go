@@ -49,8 +49,11 @@ type StopResult struct {
 	Duration time.Duration
 }
 
-// Stop stops unit with StopUnit (mode "replace", so it overrides a queued
-// start) and waits at most timeout for the job's result. Stopping a slice
+// Stop stops unit with StopUnit in mode "fail" and waits at most timeout
+// for the job's result. Mode "fail" never cancels a job systemd already
+// has queued for the unit or a unit a slice stop would take along: a
+// start kubelet queued for a pod recreated with the same UID wins, and
+// Stop returns ErrJobConflict having changed nothing. Stopping a slice
 // stops every unit in it. Units left "failed" (the unit itself or, for a
 // slice, any unit below it) get ResetFailedUnit: a failed transient unit
 // stays listed and marks the whole node "degraded" until someone resets it.
@@ -66,6 +69,8 @@ type StopResult struct {
 //   - (Result other than "done", error wrapping ErrJobFailed): the job was
 //     canceled (a later job replaced it), failed or hit its own
 //     JobTimeoutSec; failed units are still reset.
+//   - (Result "", error wrapping ErrJobConflict): another job is queued
+//     for the unit (or a unit it would stop); nothing was stopped.
 //   - (Result "", error wrapping ErrNoSuchUnit): systemd has no such unit;
 //     nothing was stopped (a cgroup dir of that name is not systemd's).
 //   - (Result "", error wrapping ErrJobTimeout): no result within timeout.
@@ -100,7 +105,7 @@ func (m *Manager) Stop(ctx context.Context, unit string, timeout time.Duration) 
 	// Buffered: go-systemd's signal loop blocks on a full channel, and a
 	// result that arrives after we gave up must not block it.
 	ch := make(chan string, 1)
-	id, err := m.conn.StopUnitContext(wctx, unit, "replace", ch)
+	id, err := m.conn.StopUnitContext(wctx, unit, "fail", ch)
 	if err != nil {
 		r.Duration = time.Since(start)
 		return r, fmt.Errorf("stop unit %s: %w", unit, waitErr(ctx, wctx, mapErr(err)))
@@ -200,8 +205,9 @@ func waitErr(parent, wctx context.Context, err error) error {
 	return err
 }
 
-// mapErr turns systemd's NoSuchUnit D-Bus error into ErrNoSuchUnit, keeping
-// systemd's message.
+// mapErr turns systemd's NoSuchUnit D-Bus error into ErrNoSuchUnit and its
+// refusal of a transaction that would cancel a queued job into
+// ErrJobConflict, keeping systemd's message.
 func mapErr(err error) error {
 	var name string
 	var de dbus.Error
@@ -212,8 +218,11 @@ func mapErr(err error) error {
 	case errors.As(err, &dp):
 		name = dp.Name
 	}
-	if name == "org.freedesktop.systemd1.NoSuchUnit" {
+	switch name {
+	case "org.freedesktop.systemd1.NoSuchUnit":
 		return fmt.Errorf("%w: %v", ErrNoSuchUnit, err)
+	case "org.freedesktop.systemd1.TransactionIsDestructive":
+		return fmt.Errorf("%w: %v", ErrJobConflict, err)
 	}
 	return err
 }

@@ -18,6 +18,7 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	cfgPath, explicit := commonFlags(fset)
 	dryRun := fset.Bool("dry-run", false, "print what would be removed, remove nothing")
 	asJSON := fset.Bool("json", false, "print one JSON document")
+	wait, stateDir := lockFlags(fset)
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
@@ -34,6 +35,14 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	// SIGINT/SIGTERM stop the pass between removals, never inside one.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if !*dryRun {
+		// One cleaner at a time; a dry run changes nothing and needs none.
+		lock, ok := takeLock(ctx, &cfg, *stateDir, *wait, stderr, "clean")
+		if !ok {
+			return 1
+		}
+		defer lock.Release()
+	}
 	e, closeAll := daemon.NewEngine(ctx, cfg, log)
 	defer closeAll()
 	s, err := e.Scan(ctx, nil)

@@ -19,6 +19,7 @@ import (
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fset := newFlagSet("run", stderr)
 	cfgPath, explicit := commonFlags(fset)
+	wait, stateDir := lockFlags(fset)
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
@@ -46,6 +47,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// the one in flight). SIGHUP reloads.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	lock, ok := takeLock(ctx, &cfg, *stateDir, *wait, stderr, "run")
+	if !ok {
+		return 1
+	}
+	defer lock.Release()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -61,6 +67,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		d.Watchdog = wd
 	}
 	mc := daemon.NewMemcgLoop(log)
+	// Beside the lock: the limits are only written by the lock's holder.
+	mc.StateDir = cfg.Daemon.StateDir
 	mc.Configure(ctx, cfg, 0)
 	d.EachPass, d.BeforeRemove = mc.Configure, mc.BeforeRemove
 	go mc.Run(ctx)

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/daemon"
 )
 
 // loadConfig reads the file named by --config, or the default path if it
@@ -40,4 +44,29 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fset := flag.NewFlagSet("cgroupcleand "+name, flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	return fset
+}
+
+// lockFlags adds --wait and --state-dir (which overrides daemon.state_dir).
+func lockFlags(fset *flag.FlagSet) (wait *bool, stateDir *string) {
+	wait = fset.Bool("wait", false, "wait for another cgroupcleand run or clean to end instead of refusing")
+	stateDir = fset.String("state-dir", "", "state directory (lock, memcg limits); default daemon.state_dir")
+	return wait, stateDir
+}
+
+// takeLock takes the one-cleaner lock in the state directory. A lock held
+// by another process is a clear message naming its PID (exit 1).
+func takeLock(ctx context.Context, cfg *config.Config, stateDir string, wait bool, stderr io.Writer, cmd string) (*daemon.Lock, bool) {
+	if stateDir != "" {
+		if !filepath.IsAbs(stateDir) {
+			fmt.Fprintf(stderr, "cgroupcleand %s: --state-dir must be an absolute path, got %q\n", cmd, stateDir)
+			return nil, false
+		}
+		cfg.Daemon.StateDir = filepath.Clean(stateDir)
+	}
+	l, err := daemon.AcquireLock(ctx, cfg.Daemon.StateDir, wait)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgroupcleand %s: %v\n", cmd, err)
+		return nil, false
+	}
+	return l, true
 }

@@ -69,7 +69,9 @@ min_age = "0s"
 confirm_passes = 1
 max_removal_share = 1.0
 use_systemd = "never"
-`, ctrd.Endpoint(), root.Rel("kubepods"), kubelet)), 0o644))
+[daemon]
+state_dir = %q
+`, ctrd.Endpoint(), root.Rel("kubepods"), kubelet, t.TempDir())), 0o644))
 
 	for _, args := range [][]string{{"scan"}, {"clean", "--dry-run"}, {"clean"}, {"scan"}} {
 		say("\n$ cgroupcleand %s --config %s", strings.Join(args, " "), cfg)

@@ -1,0 +1,286 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
+	"github.com/cgroupclean/cgroupclean/internal/testbed"
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+)
+
+// killCfg is a systemd-driver config that kills orphan processes and
+// removes at once.
+func killCfg(t *testing.T, endpoint, podRoot string) config.Config {
+	cfg := config.Default()
+	cfg.Runtime.Endpoint = endpoint
+	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = podRoot, t.TempDir()
+	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
+	cfg.Clean.KillOrphanProcesses = true
+	cfg.Clean.UseSystemd = "always"
+	return cfg
+}
+
+// killPlanned scans and checks the plan kills and removes exactly the pod
+// at path.
+func killPlanned(t *testing.T, e *engine.Engine, path string) *engine.Scan {
+	t.Helper()
+	s, err := e.Scan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := decide.Removals(s.Plan)
+	if len(rm) != 1 || rm[0].Path != path || rm[0].Action != decide.KillRemove {
+		t.Fatalf("removals %+v (kept %+v)", rm, s.Plan.Kept)
+	}
+	return s
+}
+
+// With systemd unreachable the orphan is refused (systemd-unreachable)
+// before its process is killed: the process lives.
+func TestKillRefusedWhenSystemdUnreachable(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "killsd")
+	ctrd := testbed.StartContainerd(t)
+	uid := testbed.RandomUID()
+	pod := "kubepods.slice/kubepods-besteffort.slice/" + names.SystemdPodSlice(names.BestEffort, uid)
+	must(t, r.Mkdir(pod+"/crio-"+hexID(40)+".scope"))
+	proc := testbed.StartProcess(t, "sleep", "300")
+	must(t, r.AddProc(pod+"/crio-"+hexID(40)+".scope", proc.PID))
+	cfg := killCfg(t, ctrd.Endpoint(), r.Rel("kubepods.slice"))
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, bErr := sdunit.Connect(context.Background(), "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
+	if bErr == nil {
+		t.Fatal("connected to a bus that does not exist")
+	}
+	e := &engine.Engine{Config: cfg, Runtime: c, UnitsErr: bErr}
+	s := killPlanned(t, e, r.Rel(pod))
+	results := e.Apply(context.Background(), s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.SystemdUnreachable || len(results[0].Killed) != 0 {
+		t.Fatalf("results %+v", results)
+	}
+	if proc.Wait(200 * time.Millisecond) {
+		t.Fatal("the process of a refused removal was killed")
+	}
+}
+
+// A pod dir named like a pod slice systemd owns elsewhere: the ownership
+// check refuses it (unit-cgroup-mismatch) before anything is killed, and
+// both the process in it and the one in systemd's scope live.
+func TestKillRefusedOnUnitMismatch(t *testing.T) {
+	sd := testbed.StartUserSystemd(t)
+	ctrd := testbed.StartContainerd(t)
+	ctx := context.Background()
+	uid := testbed.RandomUID()
+	slice := names.SystemdPodSlice(names.Burstable, uid)
+	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
+	owned := testbed.StartProcess(t, "sleep", "300")
+	sd.StartScope(t, chain+"/crio-"+hexID(41)+".scope", owned.PID)
+	// The same names under another pod root, with a process of its own.
+	other := "elsewhere/" + chain + "/crio-" + hexID(42) + ".scope"
+	must(t, sd.Root.Mkdir(other))
+	proc := testbed.StartProcess(t, "sleep", "300")
+	must(t, sd.Root.AddProc(other, proc.PID))
+
+	m, err := sdunit.Connect(ctx, sd.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitActive(t, m, slice)
+	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("elsewhere/kubepods.slice"))
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
+	s := killPlanned(t, e, sd.Root.Rel("elsewhere/"+chain))
+	results := e.Apply(ctx, s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.UnitNotOwned || len(results[0].Killed) != 0 {
+		t.Fatalf("results %+v", results)
+	}
+	if proc.Wait(200*time.Millisecond) || !owned.Alive() {
+		t.Fatalf("a process was killed by a refused removal: elsewhere alive=%v, systemd's alive=%v", proc.Alive(), owned.Alive())
+	}
+	if u, err := m.Lookup(ctx, slice); err != nil || u.ActiveState != "active" {
+		t.Fatalf("systemd's slice after the pass: %+v %v", u, err)
+	}
+}
+
+// recreatingUnits is the real systemd client; the first Lookup also has
+// the real runtime start a sandbox of the pod, as kubelet does when a pod
+// with the same UID comes back between the final checks and the kill.
+type recreatingUnits struct {
+	engine.Units
+	once     sync.Once
+	recreate func()
+}
+
+func (u *recreatingUnits) Lookup(ctx context.Context, unit string) (bool, string, error) {
+	u.once.Do(u.recreate)
+	return u.Units.Lookup(ctx, unit)
+}
+
+// The runtime is asked again after the systemd lookup, right before the
+// kill: a pod that came back meanwhile is refused (runtime-lists-now) and
+// its processes live.
+func TestKillRefusedWhenPodComesBackBeforeKill(t *testing.T) {
+	sd := testbed.StartUserSystemd(t)
+	ctrd := testbed.StartContainerd(t)
+	ctx := context.Background()
+	uid := testbed.RandomUID()
+	slice := names.SystemdPodSlice(names.Burstable, uid)
+	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
+	proc := testbed.StartProcess(t, "sleep", "300")
+	sd.StartScope(t, chain+"/crio-"+hexID(43)+".scope", proc.PID)
+	m, err := sdunit.Connect(ctx, sd.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitActive(t, m, slice)
+	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("kubepods.slice"))
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	units := &recreatingUnits{Units: engine.SystemdUnits(m, 10*time.Second), recreate: func() {
+		ctrd.RunPod(t, sd.CgroupPath("sandboxes/pod"+uid), uid, "back")
+	}}
+	e := &engine.Engine{Config: cfg, Runtime: c, Units: units}
+	s := killPlanned(t, e, sd.Root.Rel(chain))
+	results := e.Apply(ctx, s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.RuntimeListsNow || len(results[0].Killed) != 0 {
+		t.Fatalf("results %+v", results)
+	}
+	if proc.Wait(200 * time.Millisecond) {
+		t.Fatal("the process of a pod that came back was killed")
+	}
+	if u, err := m.Lookup(ctx, slice); err != nil || u.ActiveState != "active" {
+		t.Fatalf("slice after the pass: %+v %v", u, err)
+	}
+}
+
+// An orphan pod slice for which systemd has a start job queued (kubelet
+// recreating the pod) is kept with its own reason, unit-job-pending: the
+// stop in mode "fail" is refused, the slice stays active, the job and the
+// processes in it are untouched.
+func TestStopRefusedWhileStartQueued(t *testing.T) {
+	sd := testbed.StartUserSystemd(t)
+	ctrd := testbed.StartContainerd(t)
+	ctx := context.Background()
+	uid := testbed.RandomUID()
+	slice := names.SystemdPodSlice(names.Burstable, uid)
+	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
+	proc := testbed.StartProcess(t, "sleep", "300")
+	sd.StartScope(t, chain+"/crio-"+hexID(44)+".scope", proc.PID)
+	m, err := sdunit.Connect(ctx, sd.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitActive(t, m, slice)
+	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("kubepods.slice"))
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
+	s := killPlanned(t, e, sd.Root.Rel(chain))
+	// The start job: a oneshot service in the slice, queued after the scan.
+	ch := make(chan string, 1)
+	if _, err := sd.Conn(t).StartTransientUnitContext(ctx, "pod-start-"+uid[:8]+".service", "fail", []sddbus.Property{
+		sddbus.PropSlice(slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
+		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
+	}, ch); err != nil {
+		t.Fatal(err)
+	}
+	results := e.Apply(ctx, s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.UnitJobPending || len(results[0].Killed) != 0 {
+		t.Fatalf("results %+v", results)
+	}
+	if proc.Wait(200 * time.Millisecond) {
+		t.Fatal("the process of a refused removal was killed")
+	}
+	if u, err := m.Lookup(ctx, slice); err != nil || u.ActiveState != "active" {
+		t.Fatalf("slice after the pass: %+v %v", u, err)
+	}
+	select {
+	case r := <-ch:
+		t.Fatalf("the start job ended (%s)", r)
+	default:
+	}
+}
+
+// With every check passed, an orphan slice with a process is stopped
+// through systemd (which ends the process) and removed everywhere.
+func TestKillWithSystemdStopsAndRemoves(t *testing.T) {
+	sd := testbed.StartUserSystemd(t)
+	ctrd := testbed.StartContainerd(t)
+	ctx := context.Background()
+	uid := testbed.RandomUID()
+	slice := names.SystemdPodSlice(names.Burstable, uid)
+	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
+	proc := testbed.StartProcess(t, "sleep", "300")
+	sd.StartScope(t, chain+"/crio-"+hexID(45)+".scope", proc.PID)
+	// A leftover in a hierarchy systemd does not manage, with a process
+	// of its own: killed by the engine after the stop.
+	left := testbed.StartProcess(t, "sleep", "300")
+	var blkio []int
+	for _, h := range sd.Root.Hierarchies {
+		if h.Has("blkio") {
+			must(t, sd.Root.MkdirIn(h, chain+"/crio-"+hexID(46)+".scope"))
+			must(t, writePid(h.Path(sd.Root.Rel(chain+"/crio-"+hexID(46)+".scope")), left.PID))
+			blkio = append(blkio, left.PID)
+		}
+	}
+	m, err := sdunit.Connect(ctx, sd.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitActive(t, m, slice)
+	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("kubepods.slice"))
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
+	s := killPlanned(t, e, sd.Root.Rel(chain))
+	results := e.Apply(ctx, s, false)
+	if len(results) != 1 || results[0].Outcome != engine.Removed || results[0].UnitStopped == "" {
+		t.Fatalf("results %+v", results)
+	}
+	if fmt.Sprint(results[0].Killed) != fmt.Sprint(blkio) {
+		t.Errorf("killed %v, want the leftover %v", results[0].Killed, blkio)
+	}
+	if !proc.Wait(5*time.Second) || !left.Wait(5*time.Second) {
+		t.Fatal("the orphan's processes still run")
+	}
+	if n := sd.Root.Exists(chain); n != 0 {
+		t.Fatalf("orphan still in %d hierarchies", n)
+	}
+}
+
+func writePid(dir string, pid int) error {
+	return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
+}
