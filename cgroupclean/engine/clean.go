@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
+	"github.com/sirupsen/logrus"
 )
 
 // Outcome is what happened to one planned removal.
@@ -34,6 +36,14 @@ type Result struct {
 	Dirs        int                     `json:"removed_dirs"`
 	PerHier     []apply.HierarchyResult `json:"hierarchies,omitempty"`
 	Took        time.Duration           `json:"took_ns"`
+	// ActionID names the audit records of this removal's steps.
+	ActionID string `json:"action_id,omitempty"`
+	// Unit is the systemd unit that owns the cgroup (systemd said so),
+	// not a name guessed from the directory.
+	Unit string `json:"unit,omitempty"`
+	// Step is the action in flight (kill, stop-unit, remove) when it
+	// failed; empty when the failure came between actions.
+	Step string `json:"step,omitempty"`
 }
 
 // Apply carries out the plan's removals, one cgroup at a time. Before each
@@ -193,7 +203,8 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item) checked {
 // rmdir leaf-first in every hierarchy.
 func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 	it, trees := c.it, c.trees
-	r := &Result{Item: it}
+	r := &Result{Item: it, ActionID: newActionID()}
+	rec := actionLog{log: e.log(), pass: e.pass()}
 	refuse := func(reason decide.Reason, detail string) *Result {
 		r.Outcome, r.Reason, r.Detail, r.Took = Refused, reason, detail, time.Since(c.start)
 		return r
@@ -203,6 +214,7 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 		return r
 	}
 	if len(trees.Pids) > 0 {
+		rec.intent(r, audit.ActionKill, fmt.Sprintf("killing %d processes in orphan %s %s", len(trees.Pids), it.Kind, it.Path), logrus.Fields{audit.Pids: trees.Pids})
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		kr, err := apply.KillAll(kctx, s.Hierarchies, it.Path)
 		cancel()
@@ -210,6 +222,7 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 		if err != nil {
 			return fail(decide.KillFailed, err)
 		}
+		rec.killed(r)
 		var rerr error
 		if trees, rerr = apply.ReadTrees(s.Hierarchies, it.Path); rerr != nil {
 			return fail(decide.RemoveFailed, rerr)
@@ -234,17 +247,21 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 			if filepath.Clean(cg) != filepath.Clean(it.Path) {
 				return refuse(decide.UnitNotOwned, fmt.Sprintf("unit %s owns %q, not %q", it.Unit, cg, it.Path))
 			}
+			r.Unit = it.Unit
+			rec.intent(r, audit.ActionStop, "stopping unit "+it.Unit, nil)
 			detail, err := e.Units.Stop(ctx, it.Unit)
 			if err != nil {
 				return fail(decide.RemoveFailed, fmt.Errorf("stop unit %s: %w", it.Unit, err))
 			}
 			r.UnitStopped = it.Unit + " (" + detail + ")"
+			rec.unitStopped(r)
 			// systemd removed the unit's own directories.
 			if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
 				return fail(decide.RemoveFailed, err)
 			}
 		}
 	}
+	rec.removeIntent(r, trees)
 	per, err := apply.Remove(trees, e.BeforeRemove)
 	r.PerHier = per
 	for _, h := range per {

@@ -143,6 +143,9 @@ func TestJournaldKilledFallsBack(t *testing.T) {
 		logStep("down2")
 		j.Restart(t)
 		logStep("after")
+		if !Flush(l, 5*time.Second) {
+			t.Fatal("fallback writer not flushed")
+		}
 
 		var steps []string
 		for _, e := range j.Query(t, audit.MessageID+"="+audit.IDOrphanRemoved) {
