@@ -85,7 +85,7 @@ func (h *JournalHook) miss(e *logrus.Entry, err error) {
 // notice is the entry that says how many entries journald missed.
 func (h *JournalHook) notice() (string, map[string]string) {
 	took := time.Since(h.missedSince)
-	msg := fmt.Sprintf("journald did not take %d log entries in %s (%v); they were written to stderr as text instead",
+	msg := fmt.Sprintf("journald did not take %d log entries, the first %s ago (%v); they were written to stderr as text instead",
 		h.missed, took.Round(time.Millisecond), h.missedErr)
 	return msg, map[string]string{
 		audit.MessageID:       audit.IDJournalDropped,

@@ -362,3 +362,42 @@ func TestHookConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestGateKeepsActionRecords: at every level, records of actions pass and
+// the other entries follow the level, also after SetLevel (reload).
+func TestGateKeepsActionRecords(t *testing.T) {
+	for _, level := range []string{"debug", "info", "warning", "error"} {
+		t.Run(level, func(t *testing.T) {
+			var buf bytes.Buffer
+			l, err := New(FormatText, "debug", &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := SetLevel(l, level); err != nil {
+				t.Fatal(err)
+			}
+			lvl, _ := logrus.ParseLevel(level)
+			for _, id := range []string{audit.IDActionIntent, audit.IDOrphanRemoved, audit.IDUnitStopped, audit.IDMemcgAction, audit.IDKeptSummary, audit.IDPassSummary, ""} {
+				buf.Reset()
+				l.WithField(audit.MessageID, id).Info("entry " + id)
+				want := audit.IsActionRecord(id) || lvl >= logrus.InfoLevel
+				if got := buf.Len() > 0; got != want {
+					t.Errorf("MESSAGE_ID=%q at level %s written=%v, want %v", id, level, got, want)
+				}
+			}
+			buf.Reset()
+			l.WithField(audit.MessageID, audit.IDOrphanRemoved).Debug("debug action")
+			if got := buf.Len() > 0; got != (lvl == logrus.DebugLevel) {
+				t.Errorf("a debug entry at level %s written=%v", level, got)
+			}
+			if l.IsLevelEnabled(logrus.DebugLevel) != (lvl == logrus.DebugLevel) {
+				t.Errorf("debug entries are built at level %s", level)
+			}
+		})
+	}
+	for _, id := range []string{audit.IDRemovalRefused, audit.IDKeptSummary, audit.IDPassSummary, audit.IDRuntimeUnreachable, audit.IDMemcgHealth, audit.IDConfigReloaded} {
+		if audit.IsActionRecord(id) {
+			t.Errorf("%s is not a record of an action", id)
+		}
+	}
+}
