@@ -204,7 +204,7 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item) checked {
 func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 	it, trees := c.it, c.trees
 	r := &Result{Item: it, ActionID: newActionID()}
-	rec := actionLog{log: e.log(), pass: e.pass()}
+	rec := actionLog{log: e.Log, pass: e.pass()}
 	refuse := func(reason decide.Reason, detail string) *Result {
 		r.Outcome, r.Reason, r.Detail, r.Took = Refused, reason, detail, time.Since(c.start)
 		return r

@@ -157,6 +157,9 @@ func LogResults(log logrus.FieldLogger, results []Result, pass uint64, dryRun bo
 			}
 			f[audit.MessageID], f[audit.Action], f[audit.Reason] = audit.IDRemovalFailed, step, string(r.Reason)
 			f[audit.Error] = r.Detail
+			if len(r.Killed) > 0 {
+				f[audit.Pids] = r.Killed
+			}
 			msg := fmt.Sprintf("removing orphan %s %s failed: %s", r.Item.Kind, r.Item.Path, r.Detail)
 			if step == audit.ActionRemove && len(r.PerHier) > 0 {
 				done, left := hierarchies(r.PerHier, true), hierarchies(r.PerHier, false)
@@ -189,7 +192,8 @@ func orNone(s string) string {
 
 // actionLog writes the intent and outcome records of the actions of one
 // removal. Each record goes out before the next step starts, so a crash
-// leaves the intent of the step it cut short without its outcome.
+// leaves the intent of the step it cut short without its outcome. With no
+// logger (benchmarks, tests) no record is built.
 type actionLog struct {
 	log  logrus.FieldLogger
 	pass uint64
@@ -199,6 +203,9 @@ type actionLog struct {
 // the step for the failure record.
 func (a actionLog) intent(r *Result, step, msg string, extra logrus.Fields) {
 	r.Step = step
+	if a.log == nil {
+		return
+	}
 	f := itemFields(r.Item, a.pass, false)
 	f[audit.MessageID], f[audit.Action], f[audit.ActionID] = audit.IDActionIntent, step, r.ActionID
 	if r.Unit != "" {
@@ -212,22 +219,32 @@ func (a actionLog) intent(r *Result, step, msg string, extra logrus.Fields) {
 
 // killed records the outcome of a kill that worked.
 func (a actionLog) killed(r *Result) {
+	r.Step = ""
+	if a.log == nil {
+		return
+	}
 	f := itemFields(r.Item, a.pass, false)
 	f[audit.MessageID], f[audit.Action], f[audit.ActionID], f[audit.Pids] = audit.IDProcessesKilled, audit.ActionKill, r.ActionID, r.Killed
-	r.Step = ""
 	a.log.WithFields(f).Warnf("killed %d processes in orphan %s %s", len(r.Killed), r.Item.Kind, r.Item.Path)
 }
 
 // unitStopped records the outcome of a unit stop that worked.
 func (a actionLog) unitStopped(r *Result) {
+	r.Step = ""
+	if a.log == nil {
+		return
+	}
 	f := itemFields(r.Item, a.pass, false)
 	f[audit.MessageID], f[audit.Action], f[audit.ActionID], f[audit.Unit] = audit.IDUnitStopped, audit.ActionStop, r.ActionID, r.Unit
-	r.Step = ""
 	a.log.WithFields(f).Infof("stopped unit %s", r.UnitStopped)
 }
 
 // removeIntent records the rmdirs about to be done, by hierarchy.
 func (a actionLog) removeIntent(r *Result, trees apply.Trees) {
+	if a.log == nil {
+		r.Step = audit.ActionRemove
+		return
+	}
 	var names []string
 	dirs := 0
 	for _, h := range trees.ByHierarchy {
