@@ -29,6 +29,7 @@ import (
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/daemon/logging"
 	"github.com/sirupsen/logrus"
 )
 
@@ -219,9 +220,8 @@ func (d *Daemon) reload() {
 		return
 	}
 	d.note = ""
-	if lvl, err := logrus.ParseLevel(cfg.Log.Level); err == nil {
-		d.Log.SetLevel(lvl)
-	}
+	// Action records stay on at every level (logging.SetLevel).
+	_ = logging.SetLevel(d.Log, cfg.Log.Level)
 	if cfg.Log.Format != d.cfg.Log.Format {
 		d.Log.WithField(audit.ConfigFile, d.ConfigFile).Warnf("log.format changed to %s: takes effect at the next restart", cfg.Log.Format)
 	}

@@ -159,7 +159,7 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 	}
 	d.links.Hierarchies = d.hier
 	e := d.links.Engine(ctx, cfg, d.Log, stage)
-	e.Now = d.Clock.Now
+	e.Now, e.Pass = d.Clock.Now, n
 	if d.dirCache == nil {
 		d.dirCache = &inventory.DirCache{}
 	}

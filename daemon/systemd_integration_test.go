@@ -284,7 +284,8 @@ ExecStopPost=/bin/sh -c 'echo "$${SERVICE_RESULT} $${EXIT_CODE} $${EXIT_STATUS}"
 	gone := waitFor(t, 15*time.Second, "orphan "+orphan1+" not removed", func() bool { return root.Exists(orphan1) == 0 })
 	t.Logf("orphan removed %v after READY", gone.Round(time.Millisecond))
 	path1 := root.Rel(orphan1)
-	kept := logLine(t, s.log(), "CGROUP_PATH="+path1, "REASON=awaiting-confirmation")
+	// Kept orphans are summarised per reason, the path among the EXAMPLES.
+	kept := logLine(t, s.log(), "EXAMPLES="+path1, "REASON=awaiting-confirmation")
 	removed := logLine(t, s.log(), "CGROUP_PATH="+path1, "removed orphan pod")
 	if !strings.Contains(kept, "PASS=1 ") || !strings.Contains(removed, "PASS=2 ") {
 		t.Fatalf("want kept at pass 1 (awaiting-confirmation) and removed at pass 2:\n%s\n%s", kept, removed)

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
+	"github.com/sirupsen/logrus"
 )
 
 // Outcome is what happened to one planned removal.
@@ -35,6 +37,14 @@ type Result struct {
 	Dirs        int                     `json:"removed_dirs"`
 	PerHier     []apply.HierarchyResult `json:"hierarchies,omitempty"`
 	Took        time.Duration           `json:"took_ns"`
+	// ActionID names the audit records of this removal's steps.
+	ActionID string `json:"action_id,omitempty"`
+	// Unit is the systemd unit that owns the cgroup (systemd said so),
+	// not a name guessed from the directory.
+	Unit string `json:"unit,omitempty"`
+	// Step is the action in flight (kill, stop-unit, remove) when it
+	// failed; empty when the failure came between actions.
+	Step string `json:"step,omitempty"`
 }
 
 // Apply carries out the plan's removals, one cgroup at a time. Before each
@@ -185,7 +195,8 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item) checked {
 // anything is stopped or killed: a refused removal changed nothing.
 func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 	it, trees := c.it, c.trees
-	r := &Result{Item: it}
+	r := &Result{Item: it, ActionID: newActionID()}
+	rec := actionLog{log: e.Log, pass: e.pass()}
 	refuse := func(reason decide.Reason, detail string) *Result {
 		r.Outcome, r.Reason, r.Detail, r.Took = Refused, reason, detail, time.Since(c.start)
 		return r
@@ -213,6 +224,9 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 			return refuse(decide.UnitNotOwned, fmt.Sprintf("unit %s owns %q, not %q", it.Unit, cg, it.Path))
 		}
 		stopUnit = loaded
+		if loaded {
+			r.Unit = it.Unit
+		}
 	}
 	if len(trees.Pids) > 0 {
 		// Ending processes cannot be undone: the runtime and kubelet are
@@ -224,6 +238,7 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 	if stopUnit {
 		// The stop is the last step that can refuse (a queued job), so it
 		// comes before the kill; it ends the unit's processes itself.
+		rec.intent(r, audit.ActionStop, "stopping unit "+it.Unit, nil)
 		detail, err := e.Units.Stop(ctx, it.Unit)
 		if errors.Is(err, sdunit.ErrJobConflict) {
 			return refuse(decide.UnitJobPending, err.Error())
@@ -235,12 +250,14 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 			detail += fmt.Sprintf(", %d processes were inside", n)
 		}
 		r.UnitStopped = it.Unit + " (" + detail + ")"
+		rec.unitStopped(r)
 		// systemd removed the unit's own directories.
 		if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
 			return fail(decide.RemoveFailed, err)
 		}
 	}
 	if len(trees.Pids) > 0 {
+		rec.intent(r, audit.ActionKill, fmt.Sprintf("killing %d processes in orphan %s %s", len(trees.Pids), it.Kind, it.Path), logrus.Fields{audit.Pids: trees.Pids})
 		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		kr, err := apply.KillAll(kctx, s.Hierarchies, it.Path)
 		cancel()
@@ -248,11 +265,13 @@ func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
 		if err != nil {
 			return fail(decide.KillFailed, err)
 		}
+		rec.killed(r)
 		var rerr error
 		if trees, rerr = apply.ReadTrees(s.Hierarchies, it.Path); rerr != nil {
 			return fail(decide.RemoveFailed, rerr)
 		}
 	}
+	rec.removeIntent(r, trees)
 	per, err := apply.Remove(trees, e.BeforeRemove)
 	r.PerHier = per
 	for _, h := range per {

@@ -58,6 +58,9 @@ type Engine struct {
 	// DirCache, kept by the daemon from pass to pass, saves re-reading
 	// pod directories that did not change.
 	DirCache *inventory.DirCache
+	// Pass numbers the audit records of actions (0: a one-shot command,
+	// recorded as pass 1).
+	Pass uint64
 }
 
 // Scan is the outcome of the read-only part of a pass.
@@ -82,6 +85,8 @@ func (e *Engine) now() time.Time {
 	}
 	return time.Now()
 }
+
+func (e *Engine) pass() uint64 { return max(e.Pass, 1) }
 
 func (e *Engine) log() logrus.FieldLogger {
 	if e.Log != nil {

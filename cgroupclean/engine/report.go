@@ -1,14 +1,28 @@
 package engine
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/sirupsen/logrus"
 )
 
-// LogPlan writes one entry per orphan the plan keeps, with its reason, so
-// `journalctl REASON=...` answers "why was this kept".
+// KeptExamples is how many paths a kept summary names.
+const KeptExamples = 5
+
+// LogPlan writes, per reason, one record of the orphans the plan keeps
+// (COUNT and a few EXAMPLES), not one per orphan: on a node with thousands
+// of them, per-orphan records every pass would crowd the action records
+// out of journald's rate limit. The per-orphan records are written only at
+// log level debug. Entries under the pod root that are not pod cgroups are
+// summarised the same way, as a warning.
 func LogPlan(log logrus.FieldLogger, s *Scan, pass uint64, dryRun bool) {
 	if s.Plan.RuntimeError != "" {
 		log.WithFields(logrus.Fields{
@@ -16,28 +30,108 @@ func LogPlan(log logrus.FieldLogger, s *Scan, pass uint64, dryRun bool) {
 			audit.Endpoint: s.Endpoint,
 		}).Error("container runtime could not be asked: nothing is removed in this pass")
 	}
-	if s.Inventory != nil {
+	perItem := debugEnabled(log)
+	if s.Inventory != nil && len(s.Inventory.Skipped) > 0 {
+		var sum keptSummary
 		for _, sk := range s.Inventory.Skipped {
-			log.WithFields(logrus.Fields{
-				audit.MessageID: audit.IDRemovalRefused, audit.CgroupPath: sk.Path, audit.Action: audit.ActionKeep,
-				audit.Reason: "not-a-pod-cgroup", audit.Error: sk.Why, audit.Pass: pass, audit.DryRun: dryRun,
-			}).Warnf("left alone under the pod root: %s: %s", sk.Path, sk.Why)
+			sum.add(sk.Path)
+			if perItem {
+				log.WithFields(logrus.Fields{
+					audit.MessageID: audit.IDRemovalRefused, audit.CgroupPath: sk.Path, audit.Action: audit.ActionKeep,
+					audit.Reason: "not-a-pod-cgroup", audit.Error: sk.Why, audit.Pass: pass, audit.DryRun: dryRun,
+				}).Debugf("left alone under the pod root: %s: %s", sk.Path, sk.Why)
+			}
+		}
+		sum.log(log, logrus.WarnLevel, "not-a-pod-cgroup", pass, dryRun, "left alone under the pod root: not pod cgroups")
+	}
+	// Kept cgroups of unknown state are summarised apart from orphans:
+	// they may be live and are never called orphans.
+	type keptKey struct {
+		state  decide.State
+		reason decide.Reason
+	}
+	sums := map[keptKey]*keptSummary{}
+	var keys []keptKey
+	kept := func(it decide.Item) {
+		if it.State == decide.Live || it.Removes() {
+			return
+		}
+		k := keptKey{it.State, it.Reason}
+		sum := sums[k]
+		if sum == nil {
+			sum = &keptSummary{state: it.State}
+			sums[k] = sum
+			keys = append(keys, k)
+		}
+		sum.add(it.Path)
+		if perItem {
+			logKept(log, it, pass, dryRun)
 		}
 	}
 	for _, it := range s.Plan.Items {
-		logKept(log, it, pass, dryRun)
-		for _, c := range it.Children {
-			if it.State == decide.Live {
-				logKept(log, c, pass, dryRun)
+		kept(it)
+		if it.State == decide.Live {
+			for _, c := range it.Children {
+				kept(c)
 			}
 		}
 	}
+	slices.SortFunc(keys, func(a, b keptKey) int {
+		if a.state != b.state {
+			return int(a.state) - int(b.state)
+		}
+		return strings.Compare(string(a.reason), string(b.reason))
+	})
+	for _, k := range keys {
+		what := "orphans kept"
+		if k.state == decide.Unknown {
+			what = "cgroups of unknown state kept"
+		}
+		sums[k].log(log, logrus.InfoLevel, string(k.reason), pass, dryRun, what)
+	}
+}
+
+// keptSummary counts the cgroups kept for one reason and keeps a few paths.
+type keptSummary struct {
+	state    decide.State // 0 for entries that are not pod cgroups
+	count    int
+	examples []string
+}
+
+func (k *keptSummary) add(path string) {
+	k.count++
+	if len(k.examples) < KeptExamples {
+		if strings.ContainsAny(path, " \"\\\n") {
+			path = strconv.Quote(path)
+		}
+		k.examples = append(k.examples, path)
+	}
+}
+
+func (k *keptSummary) log(log logrus.FieldLogger, level logrus.Level, reason string, pass uint64, dryRun bool, what string) {
+	f := logrus.Fields{
+		audit.MessageID: audit.IDKeptSummary, audit.Action: audit.ActionKeep, audit.Reason: reason,
+		audit.Count: k.count, audit.Examples: strings.Join(k.examples, " "), audit.Pass: pass, audit.DryRun: dryRun,
+	}
+	if k.state != 0 {
+		f[audit.State] = k.state.String()
+	}
+	log.WithFields(f).Logf(level, "%d %s: %s (e.g. %s)", k.count, what, reason, k.examples[0])
+}
+
+// debugEnabled tells whether per-item debug records would be written, so
+// that thousands of them are not built only to be dropped.
+func debugEnabled(log logrus.FieldLogger) bool {
+	switch l := log.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.DebugLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return false
 }
 
 func logKept(log logrus.FieldLogger, it decide.Item, pass uint64, dryRun bool) {
-	if it.State == decide.Live || it.Removes() {
-		return
-	}
 	f := itemFields(it, pass, dryRun)
 	f[audit.MessageID] = audit.IDRemovalRefused
 	f[audit.Action] = audit.ActionKeep
@@ -48,27 +142,25 @@ func logKept(log logrus.FieldLogger, it decide.Item, pass uint64, dryRun bool) {
 	}
 	if it.State == decide.Unknown {
 		// It may be live: never call it an orphan.
-		log.WithFields(f).Infof("%s %s kept, state unknown: %s", it.Kind, it.Path, it.Reason)
+		log.WithFields(f).Debugf("%s %s kept, state unknown: %s", it.Kind, it.Path, it.Reason)
 		return
 	}
-	log.WithFields(f).Infof("orphan %s %s kept: %s", it.Kind, it.Path, it.Reason)
+	log.WithFields(f).Debugf("orphan %s %s kept: %s", it.Kind, it.Path, it.Reason)
 }
 
-// LogResults writes one entry per action taken (or, in a dry run, that
-// would be taken) and one for each final check that refused.
+// LogResults writes the outcome record of each removal (or, in a dry run,
+// of what would be done) and one for each final check that refused. The
+// intent records, and the outcomes of kills and unit stops, are written by
+// Apply as they happen.
 func LogResults(log logrus.FieldLogger, results []Result, pass uint64, dryRun bool) {
 	for _, r := range results {
 		f := itemFields(r.Item, pass, dryRun)
 		f[audit.DurationMS] = r.Took.Milliseconds()
-		if len(r.Killed) > 0 {
-			kf := itemFields(r.Item, pass, dryRun)
-			kf[audit.MessageID], kf[audit.Action], kf[audit.Pids] = audit.IDProcessesKilled, audit.ActionKill, r.Killed
-			log.WithFields(kf).Warnf("killed %d processes in orphan %s %s", len(r.Killed), r.Item.Kind, r.Item.Path)
+		if r.ActionID != "" {
+			f[audit.ActionID] = r.ActionID
 		}
-		if r.UnitStopped != "" {
-			uf := itemFields(r.Item, pass, dryRun)
-			uf[audit.MessageID], uf[audit.Action] = audit.IDUnitStopped, audit.ActionStop
-			log.WithFields(uf).Infof("stopped unit %s", r.UnitStopped)
+		if r.Unit != "" {
+			f[audit.Unit] = r.Unit
 		}
 		switch r.Outcome {
 		case Removed, WouldRemove:
@@ -77,6 +169,8 @@ func LogResults(log logrus.FieldLogger, results []Result, pass uint64, dryRun bo
 			verb := "removed"
 			if r.Outcome == WouldRemove {
 				verb = "would remove (dry run)"
+			} else {
+				f[audit.RemovedHierarchies] = hierarchies(r.PerHier, true)
 			}
 			log.WithFields(f).Infof("%s orphan %s %s", verb, r.Item.Kind, r.Item.Path)
 		case Refused:
@@ -84,11 +178,117 @@ func LogResults(log logrus.FieldLogger, results []Result, pass uint64, dryRun bo
 			f[audit.Error] = r.Detail
 			log.WithFields(f).Warnf("orphan %s %s kept at the last check: %s: %s", r.Item.Kind, r.Item.Path, r.Reason, r.Detail)
 		case Failed:
-			f[audit.MessageID], f[audit.Action], f[audit.Reason] = audit.IDRemovalFailed, audit.ActionRemove, string(r.Reason)
+			step := r.Step
+			if step == "" {
+				step = audit.ActionRemove
+			}
+			f[audit.MessageID], f[audit.Action], f[audit.Reason] = audit.IDRemovalFailed, step, string(r.Reason)
 			f[audit.Error] = r.Detail
-			log.WithFields(f).Errorf("removing orphan %s %s failed: %s", r.Item.Kind, r.Item.Path, r.Detail)
+			if len(r.Killed) > 0 {
+				f[audit.Pids] = r.Killed
+			}
+			msg := fmt.Sprintf("removing orphan %s %s failed: %s", r.Item.Kind, r.Item.Path, r.Detail)
+			if step == audit.ActionRemove && len(r.PerHier) > 0 {
+				done, left := hierarchies(r.PerHier, true), hierarchies(r.PerHier, false)
+				f[audit.RemovedDirs], f[audit.RemovedHierarchies], f[audit.FailedHierarchies] = r.Dirs, done, left
+				msg += fmt.Sprintf(" (removed in: %s; left in: %s)", orNone(done), left)
+			}
+			log.WithFields(f).Error(msg)
 		}
 	}
+}
+
+// hierarchies names, space-separated, the hierarchies where the removal
+// left nothing (done) or left a directory (!done), in mount order.
+func hierarchies(per []apply.HierarchyResult, done bool) string {
+	var names []string
+	for _, h := range per {
+		if (h.Err == nil) == done && !(done && h.Absent) {
+			names = append(names, h.Hierarchy)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// actionLog writes the intent and outcome records of the actions of one
+// removal. Each record goes out before the next step starts, so a crash
+// leaves the intent of the step it cut short without its outcome. With no
+// logger (benchmarks, tests) no record is built.
+type actionLog struct {
+	log  logrus.FieldLogger
+	pass uint64
+}
+
+// intent records that step is about to act on r's cgroup, and remembers
+// the step for the failure record.
+func (a actionLog) intent(r *Result, step, msg string, extra logrus.Fields) {
+	r.Step = step
+	if a.log == nil {
+		return
+	}
+	f := itemFields(r.Item, a.pass, false)
+	f[audit.MessageID], f[audit.Action], f[audit.ActionID] = audit.IDActionIntent, step, r.ActionID
+	if r.Unit != "" {
+		f[audit.Unit] = r.Unit
+	}
+	for k, v := range extra {
+		f[k] = v
+	}
+	a.log.WithFields(f).Info(msg)
+}
+
+// killed records the outcome of a kill that worked.
+func (a actionLog) killed(r *Result) {
+	r.Step = ""
+	if a.log == nil {
+		return
+	}
+	f := itemFields(r.Item, a.pass, false)
+	f[audit.MessageID], f[audit.Action], f[audit.ActionID], f[audit.Pids] = audit.IDProcessesKilled, audit.ActionKill, r.ActionID, r.Killed
+	a.log.WithFields(f).Warnf("killed %d processes in orphan %s %s", len(r.Killed), r.Item.Kind, r.Item.Path)
+}
+
+// unitStopped records the outcome of a unit stop that worked.
+func (a actionLog) unitStopped(r *Result) {
+	r.Step = ""
+	if a.log == nil {
+		return
+	}
+	f := itemFields(r.Item, a.pass, false)
+	f[audit.MessageID], f[audit.Action], f[audit.ActionID], f[audit.Unit] = audit.IDUnitStopped, audit.ActionStop, r.ActionID, r.Unit
+	a.log.WithFields(f).Infof("stopped unit %s", r.UnitStopped)
+}
+
+// removeIntent records the rmdirs about to be done, by hierarchy.
+func (a actionLog) removeIntent(r *Result, trees apply.Trees) {
+	if a.log == nil {
+		r.Step = audit.ActionRemove
+		return
+	}
+	var names []string
+	dirs := 0
+	for _, h := range trees.ByHierarchy {
+		if len(h.Dirs) > 0 {
+			names = append(names, h.Hierarchy.Name)
+			dirs += len(h.Dirs)
+		}
+	}
+	a.intent(r, audit.ActionRemove, fmt.Sprintf("removing orphan %s %s: %d directories in %d hierarchies", r.Item.Kind, r.Item.Path, dirs, len(names)),
+		logrus.Fields{audit.Hierarchies: strings.Join(names, " "), audit.Dirs: dirs})
+}
+
+// newActionID names one removal's records.
+func newActionID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Counts tallies results by outcome.
@@ -171,8 +371,7 @@ func itemFields(it decide.Item, pass uint64, dryRun bool) logrus.Fields {
 	if it.ContainerID != "" {
 		f[audit.ContainerID] = it.ContainerID
 	}
-	if it.Unit != "" {
-		f[audit.Unit] = it.Unit
-	}
+	// No UNIT here: it.Unit is a name guessed from the directory. UNIT is
+	// set only on records of a unit systemd was asked about and owns.
 	return f
 }

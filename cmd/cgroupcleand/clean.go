@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 	"github.com/cgroupclean/cgroupclean/daemon"
+	"github.com/cgroupclean/cgroupclean/daemon/logging"
 )
 
 func cmdClean(args []string, stdout, stderr io.Writer) int {
@@ -32,6 +34,8 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	// Entries journald did not take wait in a queue for stderr.
+	defer logging.Flush(log, 2*time.Second)
 	// SIGINT/SIGTERM stop the pass between removals, never inside one.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

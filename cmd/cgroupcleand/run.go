@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
@@ -42,6 +43,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cgroupcleand run: %v\n", err)
 		return 2
 	}
+	// Entries journald did not take wait in a queue for stderr.
+	defer logging.Flush(log, 2*time.Second)
 
 	// SIGTERM/SIGINT end the loop between removals (engine.Apply finishes
 	// the one in flight). SIGHUP reloads.

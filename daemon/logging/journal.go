@@ -19,21 +19,27 @@ import (
 const maxFieldName = 64
 
 // JournalHook sends every logrus entry to journald as one structured entry.
-// When journald refuses an entry (socket gone, journald restarting) the
-// entry is written as text to the fallback writer, so nothing is lost, and
-// the next entry tries journald again.
+// Waiting for journald is bounded (see DefaultSendBudget): an entry that
+// journald does not take, stalled or gone, is written as text to the
+// fallback writer (from a goroutine of its own, so a stalled stderr does
+// not block either), counted, and the next entry journald takes is
+// preceded by a notice (MESSAGE_ID audit.IDJournalDropped) saying how many
+// were missed. Every entry tries journald again.
 type JournalHook struct {
 	send func(msg string, pri journal.Priority, vars map[string]string) error
+	gate *gate // nil: every entry the logger passes
 
-	mu       sync.Mutex // serialises fallback writes and failing
-	fallback io.Writer
-	text     logrus.Formatter
-	failing  bool
+	mu          sync.Mutex // serialises sends, fallback writes and the counts
+	fallback    *asyncWriter
+	text        logrus.Formatter
+	missed      int
+	missedSince time.Time
+	missedErr   error
 }
 
 // NewJournalHook returns a hook that falls back to text on fallback.
 func NewJournalHook(fallback io.Writer) *JournalHook {
-	return &JournalHook{send: journal.Send, fallback: fallback, text: textFormatter()}
+	return &JournalHook{send: newSender(JournalSocket).send, fallback: newAsyncWriter(fallback), text: textFormatter()}
 }
 
 // Levels is every level: the hook is the logger's only sink.
@@ -42,26 +48,58 @@ func (h *JournalHook) Levels() []logrus.Level { return logrus.AllLevels }
 // Fire sends e to journald, or writes it to the fallback writer. It returns
 // nil either way: logrus would only print the error and skip later hooks.
 func (h *JournalHook) Fire(e *logrus.Entry) error {
-	err := h.send(e.Message, Priority(e.Level), Fields(e))
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err == nil {
-		if h.failing {
-			h.failing = false
-			fmt.Fprintf(h.fallback, "%s: journald takes entries again\n", audit.DefaultIdent)
-		}
+	if h.gate != nil && !h.gate.pass(e) {
 		return nil
 	}
-	if !h.failing {
-		h.failing = true
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.missed > 0 {
+		msg, vars := h.notice()
+		if err := h.send(msg, journal.PriWarning, vars); err != nil {
+			h.miss(e, err)
+			return nil
+		}
+		fmt.Fprintf(h.fallback, "%s: journald takes entries again (%d were written here)\n", audit.DefaultIdent, h.missed)
+		h.missed, h.missedErr = 0, nil
+	}
+	if err := h.send(e.Message, Priority(e.Level), Fields(e)); err != nil {
+		h.miss(e, err)
+	}
+	return nil
+}
+
+// miss writes e to the fallback writer and counts it.
+func (h *JournalHook) miss(e *logrus.Entry, err error) {
+	if h.missed == 0 {
+		h.missedSince, h.missedErr = time.Now(), err
 		fmt.Fprintf(h.fallback, "%s: journald send failed (%v), writing entries here until it is back\n", audit.DefaultIdent, err)
 	}
+	h.missed++
 	b, ferr := h.text.Format(e)
 	if ferr != nil {
 		b = []byte(fmt.Sprintf("%s level=%s msg=%q (format: %v)\n", e.Time.Format(time.RFC3339), e.Level, e.Message, ferr))
 	}
 	_, _ = h.fallback.Write(b)
-	return nil
+}
+
+// notice is the entry that says how many entries journald missed.
+func (h *JournalHook) notice() (string, map[string]string) {
+	took := time.Since(h.missedSince)
+	msg := fmt.Sprintf("journald did not take %d log entries, the first %s ago (%v); they were written to stderr as text instead",
+		h.missed, took.Round(time.Millisecond), h.missedErr)
+	return msg, map[string]string{
+		audit.MessageID:       audit.IDJournalDropped,
+		audit.JournalDropped:  strconv.Itoa(h.missed),
+		audit.JournalMissedMS: strconv.FormatInt(took.Milliseconds(), 10),
+		audit.Error:           fmt.Sprint(h.missedErr),
+		audit.SyslogIdent:     audit.DefaultIdent,
+	}
+}
+
+// Flush waits up to timeout until the entries written to the fallback
+// writer are out; false if they are not (the writer blocks).
+func (h *JournalHook) Flush(timeout time.Duration) bool {
+	return h.fallback.flush(timeout)
 }
 
 // Priority maps a logrus level to a syslog priority (sd-daemon(3)).

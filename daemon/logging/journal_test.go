@@ -3,7 +3,10 @@ package logging
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,6 +146,9 @@ func TestJournaldKilledFallsBack(t *testing.T) {
 		logStep("down2")
 		j.Restart(t)
 		logStep("after")
+		if !Flush(l, 5*time.Second) {
+			t.Fatal("fallback writer not flushed")
+		}
 
 		var steps []string
 		for _, e := range j.Query(t, audit.MessageID+"="+audit.IDOrphanRemoved) {
@@ -181,4 +187,69 @@ func TestJournalFormatNeedsJournald(t *testing.T) {
 			t.Fatalf("auto without journald wrote %q", buf.String())
 		}
 	})
+}
+
+// TestStalledJournaldBounded stops the real journald (SIGSTOP by its PID)
+// while 200 entries are logged: logging waits at most the send budget in
+// all, the entries journald did not take go to the fallback writer, and
+// after journald runs again the next entry comes after a record counting
+// them. (go-systemd's journal.Send, tried the same way, returned for 11
+// entries, net.unix.max_dgram_qlen 10 + 1, then blocked until SIGCONT.)
+func TestStalledJournaldBounded(t *testing.T) {
+	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
+		var fallback lockedBuffer
+		l, err := New(FormatJournal, "info", &fallback)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(j.PID(), syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for i := range 200 {
+			l.WithField(audit.MessageID, audit.IDActionIntent).WithField("N", i).Info("during the stall")
+		}
+		took := time.Since(start)
+		if err := syscall.Kill(j.PID(), syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if took > DefaultSendBudget+500*time.Millisecond {
+			t.Fatalf("200 entries took %s with journald stopped, budget %s", took, DefaultSendBudget)
+		}
+		j.Sync(t)
+		l.WithField(audit.MessageID, audit.IDOrphanRemoved).Info("after the stall")
+		if !Flush(l, 5*time.Second) {
+			t.Fatal("fallback not flushed")
+		}
+		taken := len(j.Query(t, audit.MessageID+"="+audit.IDActionIntent))
+		notice := j.Query(t, audit.MessageID+"="+audit.IDJournalDropped)
+		if len(notice) != 1 || notice[0][audit.JournalDropped] != strconv.Itoa(200-taken) || notice[0]["PRIORITY"] != "4" {
+			t.Fatalf("journald took %d entries; notice: %v", taken, notice)
+		}
+		if n := strings.Count(fallback.String(), "msg=\"during the stall\""); n != 200-taken {
+			t.Fatalf("fallback has %d entries, want %d", n, 200-taken)
+		}
+		after := j.Query(t, audit.MessageID+"="+audit.IDOrphanRemoved)
+		if len(after) != 1 {
+			t.Fatalf("entry after the stall: %v", after)
+		}
+		t.Logf("journald stopped: %d of 200 entries taken, logging took %s", taken, took)
+	})
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

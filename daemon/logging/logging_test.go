@@ -272,16 +272,22 @@ func TestIsJournalStream(t *testing.T) {
 
 // TestHookFallbackLogic drives the hook with a send that fails for a while:
 // failed entries go to the fallback writer as text, with one notice when
-// journald goes away and one when it is back, and journald is tried for
-// every entry. The real journald version is TestJournaldKilledFallsBack.
+// journald goes away and one when it is back, journald is tried for
+// every entry, and the first entry it takes again comes after a record
+// counting what it missed. The real journald version is
+// TestJournaldKilledFallsBack.
 func TestHookFallbackLogic(t *testing.T) {
 	var buf bytes.Buffer
 	var sent []string
+	var notice map[string]string
 	down := false
 	h := NewJournalHook(&buf)
-	h.send = func(msg string, _ journal.Priority, _ map[string]string) error {
+	h.send = func(msg string, _ journal.Priority, vars map[string]string) error {
 		if down {
 			return unix.ECONNREFUSED
+		}
+		if vars[audit.MessageID] == audit.IDJournalDropped {
+			notice, msg = vars, "notice"
 		}
 		sent = append(sent, msg)
 		return nil
@@ -296,11 +302,17 @@ func TestHookFallbackLogic(t *testing.T) {
 		down = step.down
 		l.WithField(audit.PodUID, "u-"+step.msg).Info(step.msg)
 	}
-	if fmt.Sprint(sent) != "[one four]" {
+	if fmt.Sprint(sent) != "[one notice four]" {
 		t.Errorf("sent to journald: %v", sent)
 	}
+	if notice[audit.JournalDropped] != "2" || notice[audit.Error] != "connection refused" || notice[audit.JournalMissedMS] == "" {
+		t.Errorf("notice of the missed entries: %v", notice)
+	}
+	if !h.Flush(5 * time.Second) {
+		t.Fatal("fallback writer not flushed")
+	}
 	out := buf.String()
-	for _, w := range []string{"journald send failed (connection refused)", "msg=two POD_UID=u-two", "msg=three POD_UID=u-three", "journald takes entries again"} {
+	for _, w := range []string{"journald send failed (connection refused)", "msg=two POD_UID=u-two", "msg=three POD_UID=u-three", "journald takes entries again (2 were written here)"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("fallback lacks %q:\n%s", w, out)
 		}
@@ -337,6 +349,9 @@ func TestHookConcurrent(t *testing.T) {
 	for range 8 {
 		<-done
 	}
+	if !h.Flush(5 * time.Second) {
+		t.Fatal("fallback writer not flushed")
+	}
 	out := buf.String()
 	for g := range 8 {
 		for i := range 50 {
@@ -344,6 +359,45 @@ func TestHookConcurrent(t *testing.T) {
 			if n := strings.Count(out, msg); n != i%2 {
 				t.Fatalf("%s appears %d times in the fallback", msg, n)
 			}
+		}
+	}
+}
+
+// TestGateKeepsActionRecords: at every level, records of actions pass and
+// the other entries follow the level, also after SetLevel (reload).
+func TestGateKeepsActionRecords(t *testing.T) {
+	for _, level := range []string{"debug", "info", "warning", "error"} {
+		t.Run(level, func(t *testing.T) {
+			var buf bytes.Buffer
+			l, err := New(FormatText, "debug", &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := SetLevel(l, level); err != nil {
+				t.Fatal(err)
+			}
+			lvl, _ := logrus.ParseLevel(level)
+			for _, id := range []string{audit.IDActionIntent, audit.IDOrphanRemoved, audit.IDUnitStopped, audit.IDMemcgAction, audit.IDKeptSummary, audit.IDPassSummary, ""} {
+				buf.Reset()
+				l.WithField(audit.MessageID, id).Info("entry " + id)
+				want := audit.IsActionRecord(id) || lvl >= logrus.InfoLevel
+				if got := buf.Len() > 0; got != want {
+					t.Errorf("MESSAGE_ID=%q at level %s written=%v, want %v", id, level, got, want)
+				}
+			}
+			buf.Reset()
+			l.WithField(audit.MessageID, audit.IDOrphanRemoved).Debug("debug action")
+			if got := buf.Len() > 0; got != (lvl == logrus.DebugLevel) {
+				t.Errorf("a debug entry at level %s written=%v", level, got)
+			}
+			if l.IsLevelEnabled(logrus.DebugLevel) != (lvl == logrus.DebugLevel) {
+				t.Errorf("debug entries are built at level %s", level)
+			}
+		})
+	}
+	for _, id := range []string{audit.IDRemovalRefused, audit.IDKeptSummary, audit.IDPassSummary, audit.IDRuntimeUnreachable, audit.IDMemcgHealth, audit.IDConfigReloaded} {
+		if audit.IsActionRecord(id) {
+			t.Errorf("%s is not a record of an action", id)
 		}
 	}
 }
