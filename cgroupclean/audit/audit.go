@@ -96,6 +96,7 @@ const (
 	// Unknown counts the pod cgroups of unknown state in a pass summary.
 	Unknown = "UNKNOWN"
 )
+
 // IsActionRecord reports whether id is the MESSAGE_ID of a record of an
 // action (its intent or its outcome), or of the notice that such records
 // were lost: they are written at every log level.
