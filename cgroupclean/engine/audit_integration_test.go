@@ -354,7 +354,7 @@ func TestUnitOnlyWhenSystemdOwnsIt(t *testing.T) {
 		cfg := config.Default()
 		cfg.Runtime.Endpoint = ctrd.Endpoint()
 		cfg.Cgroup.PodRoot = sd.Root.Rel("kubepods.slice")
-		cfg.Cgroup.KubeletRoot = t.TempDir()
+		cfg.Cgroup.KubeletRoot = testbed.KubeletRoot(t)
 		cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
 		cfg.Clean.UseSystemd, cfg.Clean.SystemdBus = "always", sd.Bus
 		c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)

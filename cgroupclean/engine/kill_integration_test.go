@@ -26,7 +26,7 @@ import (
 func killCfg(t *testing.T, endpoint, podRoot string) config.Config {
 	cfg := config.Default()
 	cfg.Runtime.Endpoint = endpoint
-	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = podRoot, t.TempDir()
+	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = podRoot, testbed.KubeletRoot(t)
 	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
 	cfg.Clean.KillOrphanProcesses = true
 	cfg.Clean.UseSystemd = "always"

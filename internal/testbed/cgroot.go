@@ -198,3 +198,15 @@ func inheritCpuset(dir string) error {
 	}
 	return nil
 }
+
+// KubeletRoot is a kubelet root dir of the test's own with an empty pods/:
+// kubelet tracks no pod. (A root without pods/ means kubelet's state is
+// unknown, and every pod is kept.)
+func KubeletRoot(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "pods"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
