@@ -29,6 +29,7 @@ type Config struct {
 	Daemon  Daemon  `toml:"daemon"`
 	Log     Log     `toml:"log"`
 	Memcg   Memcg   `toml:"memcg"`
+	Metrics Metrics `toml:"metrics"`
 }
 
 // Runtime is how the container runtime is asked which pods are live.
@@ -109,9 +110,10 @@ func Default() Config {
 			ConfirmPasses:        2,
 			RemoveContainerLevel: true,
 		},
-		Daemon: Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1},
-		Log:    Log{Level: "info", Format: "auto"},
-		Memcg:  DefaultMemcg(),
+		Daemon:  Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1},
+		Log:     Log{Level: "info", Format: "auto"},
+		Memcg:   DefaultMemcg(),
+		Metrics: DefaultMetrics(),
 	}
 }
 
@@ -283,6 +285,7 @@ func (c Config) validate() []FieldError {
 		bad("log.format", "must be auto, journal, text or json, got %q", c.Log.Format)
 	}
 	errs = append(errs, c.Memcg.validate()...)
+	errs = append(errs, c.Metrics.validate()...)
 	return errs
 }
 
