@@ -20,6 +20,8 @@ import (
 type MemcgLoop struct {
 	Log      logrus.FieldLogger
 	ProcRoot string
+	// Observer, when set, is given to every monitor (metrics).
+	Observer memcg.Observer
 
 	mu      sync.Mutex
 	key     memcgKey
@@ -66,6 +68,7 @@ func (m *MemcgLoop) Configure(ctx context.Context, cfg config.Config, _ uint64) 
 		m.Log.WithError(err).Warn("memcg watchdog not started")
 		return
 	}
+	mon.Observer = m.Observer
 	m.mon = mon
 }
 

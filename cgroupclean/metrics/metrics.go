@@ -376,4 +376,3 @@ func result(err error) string {
 	}
 	return ResultOK
 }
-

@@ -71,3 +71,24 @@ func StopResult(err error) string {
 	}
 	return StopError
 }
+
+// Instrument wraps an engine's runtime and systemd connections and counts
+// a runtime client that could not be made.
+func (m *Metrics) Instrument(e *engine.Engine) {
+	if m == nil {
+		return
+	}
+	if e.Runtime == nil && e.RuntimeErr != nil {
+		m.CRIDialFailed()
+	}
+	e.Runtime = m.Runtime(e.Runtime)
+	e.Units = m.Units(e.Units)
+}
+
+// PassResultOf is the result label of a pass that ran to its end.
+func PassResultOf(s *engine.Scan) string {
+	if s.Plan.RuntimeError != "" {
+		return PassRuntimeUnreachable
+	}
+	return PassOK
+}

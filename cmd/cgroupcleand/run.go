@@ -10,6 +10,7 @@ import (
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/metrics"
 	"github.com/cgroupclean/cgroupclean/daemon"
 	"github.com/cgroupclean/cgroupclean/daemon/logging"
 )
@@ -50,8 +51,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	m := metrics.New(version)
+	stopMetrics := daemon.ServeMetrics(cfg, m, log)
+	defer stopMetrics()
+
 	d := daemon.New(cfg, load, log)
-	d.ConfigFile, d.Reload = src, hup
+	d.ConfigFile, d.Reload, d.Metrics = src, hup, m
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		d.Notifier = daemon.SystemdNotifier{}
 		wd, err := daemon.WatchdogFromEnv()
@@ -61,6 +66,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		d.Watchdog = wd
 	}
 	mc := daemon.NewMemcgLoop(log)
+	mc.Observer = m
 	mc.Configure(ctx, cfg, 0)
 	d.EachPass, d.BeforeRemove = mc.Configure, mc.BeforeRemove
 	go mc.Run(ctx)
