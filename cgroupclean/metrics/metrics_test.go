@@ -192,7 +192,7 @@ func (f fakeRuntime) Snapshot(context.Context) (live.Snapshot, error) { return l
 type fakeUnits struct{ err error }
 
 func (fakeUnits) Lookup(context.Context, string) (bool, string, error) { return true, "/x", nil }
-func (f fakeUnits) Stop(context.Context, string) (string, error)      { return "job done", f.err }
+func (f fakeUnits) Stop(context.Context, string) (string, error)       { return "job done", f.err }
 
 func TestWrappers(t *testing.T) {
 	m := New("test")
