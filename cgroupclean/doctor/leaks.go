@@ -180,7 +180,20 @@ func checkDying(in Input, r *Report) {
 			if num < 0 {
 				continue // a named hierarchy: /proc/cgroups does not count it
 			}
-			dirs, err := memcg.CountDirs(h.Mountpoint)
+			var dirs int64
+			var err error
+			// Counted again when cgroups came or went during the walk, so
+			// churn is not taken for dying cgroups.
+			for try := 0; try < 3; try++ {
+				if dirs, err = memcg.CountDirs(h.Mountpoint); err != nil {
+					break
+				}
+				again := numCgroups(readSubs(in.ProcRoot), h)
+				if again == num {
+					break
+				}
+				num = again
+			}
 			if err != nil {
 				r.notRun("dying cgroups in "+h.Name, err)
 				continue
@@ -304,4 +317,13 @@ func cgroupEmpty(dir string) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+func readSubs(proc string) []memcg.Subsys {
+	data, err := os.ReadFile(filepath.Join(proc, "cgroups"))
+	if err != nil {
+		return nil
+	}
+	subs, _ := memcg.ParseProcCgroups(data)
+	return subs
 }
