@@ -56,7 +56,7 @@ func checkLayers(in Input, r *Report) {
 		f.Severity = Warn
 	}
 	if withLayer > 0 && withInodes == 0 {
-		f.Measured += "; the runtime reports 0 inodes for every layer: its snapshotter may not count them, so this check cannot flag anything"
+		f.Measured += "; the runtime reports 0 inodes for every layer: nothing written yet, not measured yet (containerd refreshes every 10 s), or a snapshotter that does not count them"
 		if flagged == 0 {
 			f.Severity = Info
 		}
