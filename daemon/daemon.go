@@ -22,6 +22,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/metrics"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -79,6 +80,8 @@ type Daemon struct {
 	// directories are removed in one hierarchy (the memcg watchdog's
 	// step 1), chained after the watchdog's own progress mark.
 	BeforeRemove func() apply.BeforeRemove
+	// Metrics, when set, records every pass (nil records nothing).
+	Metrics *metrics.Metrics
 
 	cfg      config.Config
 	links    *Links
@@ -222,6 +225,9 @@ func (d *Daemon) reload() {
 	d.note = ""
 	// Action records stay on at every level (logging.SetLevel).
 	_ = logging.SetLevel(d.Log, cfg.Log.Level)
+	if cfg.Metrics.Listen != d.cfg.Metrics.Listen {
+		d.Log.WithField(audit.ConfigFile, d.ConfigFile).Warnf("metrics.listen changed to %q: takes effect at the next restart", cfg.Metrics.Listen)
+	}
 	if cfg.Log.Format != d.cfg.Log.Format {
 		d.Log.WithField(audit.ConfigFile, d.ConfigFile).Warnf("log.format changed to %s: takes effect at the next restart", cfg.Log.Format)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
+	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
@@ -12,6 +13,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/metrics"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
 	"github.com/sirupsen/logrus"
@@ -148,6 +150,7 @@ func (s stagedUnits) Stop(ctx context.Context, unit string) (string, error) {
 // apply, log the results and the summary.
 func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, sightings map[string]int, stage func(string)) PassResult {
 	log := d.Log.WithField(audit.Pass, n)
+	start := time.Now()
 	stage("connect")
 	// Mounts rarely change: mountinfo is parsed again every 10 passes (and
 	// when mount_root changes), not every pass.
@@ -159,6 +162,7 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 	}
 	d.links.Hierarchies = d.hier
 	e := d.links.Engine(ctx, cfg, d.Log, stage)
+	d.Metrics.Instrument(e)
 	e.Now, e.Pass = d.Clock.Now, n
 	if d.dirCache == nil {
 		d.dirCache = &inventory.DirCache{}
@@ -176,6 +180,7 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 	stage("scan")
 	s, err := e.Scan(ctx, sightings)
 	if err != nil {
+		d.Metrics.PassDone(metrics.PassFailed, time.Since(start), time.Now())
 		return PassResult{Err: fmt.Errorf("scan: %w", err)}
 	}
 	if ctx.Err() != nil {
@@ -185,11 +190,16 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 		return PassResult{Summary: "stopped during the scan", Err: ctx.Err()}
 	}
 	engine.LogPlan(d.Log, s, n, false)
-	e.OnResult = func(r engine.Result) { engine.LogResults(d.Log, []engine.Result{r}, n, false) }
+	d.Metrics.Scanned(s)
+	e.OnResult = func(r engine.Result) {
+		engine.LogResults(d.Log, []engine.Result{r}, n, false)
+		d.Metrics.Result(r, s.Driver)
+	}
 	stage("apply")
 	results := e.Apply(ctx, s, false)
 	stage("report")
 	engine.LogSummary(d.Log, s, results, n, false)
+	d.Metrics.PassDone(metrics.PassResultOf(s), time.Since(start), time.Now())
 	if s.Plan.RuntimeError != "" {
 		// A fresh client next pass: a stalled connection is not reused.
 		d.links.DropRuntime()

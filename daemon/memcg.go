@@ -24,6 +24,8 @@ type MemcgLoop struct {
 	// cap, backoff) in a file there across restarts; fixed at start, a
 	// reload does not move it.
 	StateDir string
+	// Observer, when set, is given to every monitor (metrics).
+	Observer memcg.Observer
 
 	mu      sync.Mutex
 	key     memcgKey
@@ -82,6 +84,7 @@ func (m *MemcgLoop) Configure(ctx context.Context, cfg config.Config, _ uint64) 
 			m.Log.WithError(err).Warn("memcg limits file not used: every step waits its cooldown from now")
 		}
 	}
+	mon.Observer = m.Observer
 	m.mon = mon
 }
 

@@ -31,6 +31,7 @@ type Config struct {
 	Daemon  Daemon  `toml:"daemon"`
 	Log     Log     `toml:"log"`
 	Memcg   Memcg   `toml:"memcg"`
+	Metrics Metrics `toml:"metrics"`
 }
 
 // Runtime is how the container runtime is asked which pods are live.
@@ -114,9 +115,10 @@ func Default() Config {
 			ConfirmPasses:        2,
 			RemoveContainerLevel: true,
 		},
-		Daemon: Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1, StateDir: "/var/lib/cgroupclean"},
-		Log:    Log{Level: "info", Format: "auto"},
-		Memcg:  DefaultMemcg(),
+		Daemon:  Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1, StateDir: "/var/lib/cgroupclean"},
+		Log:     Log{Level: "info", Format: "auto"},
+		Memcg:   DefaultMemcg(),
+		Metrics: DefaultMetrics(),
 	}
 }
 
@@ -287,6 +289,7 @@ func (c Config) validate() []FieldError {
 		bad("log.format", "must be auto, journal, text or json, got %q", c.Log.Format)
 	}
 	errs = append(errs, c.Memcg.validate()...)
+	errs = append(errs, c.Metrics.validate()...)
 	return append(errs, nonFinite(c, errs)...)
 }
 

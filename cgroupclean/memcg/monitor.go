@@ -17,6 +17,8 @@ type Monitor struct {
 	Probe    *Probe
 	Watchdog *Watchdog
 	Executor *Executor
+	// Observer, when set, is told every sample and action (metrics).
+	Observer Observer
 	cfg      config.Memcg
 	// stateDir, when set, is where the limits are saved after an action.
 	stateDir string
@@ -40,6 +42,13 @@ func (m *Monitor) KeepLimitsIn(dir string) error {
 // SaveLimitsIn saves the limits in dir after every action, without
 // reading it first ("" saves nowhere).
 func (m *Monitor) SaveLimitsIn(dir string) { m.stateDir = dir }
+
+// Observer is told what the monitor read and did; it must not block.
+type Observer interface {
+	MemcgSample(Sample)
+	MemcgAction(Decision, Outcome)
+	MemcgPrevent(freed int64, took time.Duration, err error)
+}
 
 // NewMonitor finds the memory controller among hs and builds a monitor.
 // podRoot is the pod cgroup root ("" when there is none).
@@ -68,12 +77,18 @@ func (m *Monitor) Tick(ctx context.Context, log logrus.FieldLogger) (Decision, e
 	if err != nil {
 		return Decision{}, fmt.Errorf("memcg probe: %w", err)
 	}
+	if m.Observer != nil {
+		m.Observer.MemcgSample(s)
+	}
 	d := m.Watchdog.Observe(s)
 	LogHealth(log, d)
 	if d.Action == ActionNone {
 		return d, nil
 	}
 	o := m.Executor.Apply(ctx, d)
+	if m.Observer != nil {
+		m.Observer.MemcgAction(d, o)
+	}
 	after, err := m.Probe.Sample(ctx)
 	if err != nil {
 		after = s
@@ -119,5 +134,8 @@ func (m *Monitor) BeforeRemove(log logrus.FieldLogger) func(h hierarchy.Hierarch
 		start := time.Now()
 		freed, err := PreventZombie(context.Background(), memRoot, dir, v2, m.cfg.PreventTimeout.Duration)
 		LogPrevent(log, dir, freed, time.Since(start), err)
+		if m.Observer != nil {
+			m.Observer.MemcgPrevent(freed, time.Since(start), err)
+		}
 	}
 }

@@ -3,6 +3,7 @@
 //	cgroupcleand scan  [--config FILE] [--json]     read-only: what is live, orphaned, and why
 //	cgroupcleand clean [--config FILE] [--dry-run]  one pass that removes the orphans passing every gate
 //	cgroupcleand run   [--config FILE]              the systemd service: passes on an interval
+//	cgroupcleand doctor [--json] [--interval 10s]   read-only node health report
 //	cgroupcleand check-config [--config FILE]       validate and print the effective config
 //	cgroupcleand version
 package main
@@ -21,6 +22,7 @@ commands:
   scan          read-only: list pod and container cgroups, live or orphaned, and what clean would do
   clean         one pass: remove the orphans that pass every safety gate
   run           run as a service: a pass every interval (systemd Type=notify)
+  doctor        read-only node health report: leaked cgroups and why, zombie memcgs, CFS throttling, writable layers
   check-config  validate the configuration and print the effective values
   version       print version, commit and build date
 
@@ -45,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdClean(rest, stdout, stderr)
 	case "run":
 		return cmdRun(rest, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(rest, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(rest, stdout, stderr)
 	case "version", "--version", "-v":

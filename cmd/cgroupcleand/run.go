@@ -11,6 +11,7 @@ import (
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/metrics"
 	"github.com/cgroupclean/cgroupclean/daemon"
 	"github.com/cgroupclean/cgroupclean/daemon/logging"
 )
@@ -59,8 +60,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	m := metrics.New(version)
+	stopMetrics := daemon.ServeMetrics(cfg, m, log)
+	defer stopMetrics()
+
 	d := daemon.New(cfg, load, log)
-	d.ConfigFile, d.Reload = src, hup
+	d.ConfigFile, d.Reload, d.Metrics = src, hup, m
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		d.Notifier = daemon.SystemdNotifier{}
 		wd, err := daemon.WatchdogFromEnv()
@@ -72,6 +77,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	mc := daemon.NewMemcgLoop(log)
 	// Beside the lock: the limits are only written by the lock's holder.
 	mc.StateDir = cfg.Daemon.StateDir
+	mc.Observer = m
 	mc.Configure(ctx, cfg, 0)
 	d.EachPass, d.BeforeRemove = mc.Configure, mc.BeforeRemove
 	go mc.Run(ctx)

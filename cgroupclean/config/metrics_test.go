@@ -1,0 +1,50 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestMetricsListen(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		ok     bool
+		msg    string
+	}{
+		{"", true, ""},
+		{"127.0.0.1:9863", true, ""},
+		{"127.1.2.3:1", true, ""},
+		{"[::1]:9863", true, ""},
+		{"localhost:9863", true, ""},
+		{"[::ffff:127.0.0.1]:9863", true, ""},
+		{":9863", false, "loopback IP"},
+		{"0.0.0.0:9863", false, "loopback IP"},
+		{"[::]:9863", false, "loopback IP"},
+		{"10.0.0.1:9863", false, "loopback IP"},
+		{"node.example:9863", false, "loopback IP"},
+		{"127.0.0.1", false, "host:port"},
+		{"127.0.0.1:0", false, "port"},
+		{"127.0.0.1:70000", false, "port"},
+		{"127.0.0.1:http", false, "port"},
+	} {
+		t.Run(tc.listen, func(t *testing.T) {
+			text := "[log]\nlevel = \"info\"\n\n[metrics]\nlisten = \"" + tc.listen + "\"\n"
+			cfg, err := Parse("m.toml", text)
+			if tc.ok {
+				if err != nil || cfg.Metrics.Listen != tc.listen {
+					t.Fatalf("Parse = %v, %q", err, cfg.Metrics.Listen)
+				}
+				return
+			}
+			var errs *Errors
+			if !errors.As(err, &errs) || len(errs.List) != 1 {
+				t.Fatalf("Parse error %v, want one field error", err)
+			}
+			fe := errs.List[0]
+			if fe.Key != "metrics.listen" || fe.Line != 5 || !strings.Contains(fe.Msg, tc.msg) {
+				t.Fatalf("error %+v, want metrics.listen line 5 containing %q", fe, tc.msg)
+			}
+		})
+	}
+}
