@@ -20,6 +20,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // The whole-process rows run the built binary (bin/cgroupcleand, as
@@ -343,6 +344,9 @@ func runSandboxes(ctx context.Context, t *testing.T, r *testbed.CgroupRoot, ctrd
 func steadyBench(ctx context.Context, t *testing.T, k knobs) []SteadyResult {
 	r := testbed.NewCgroupRoot(t, "bench-steady")
 	ctrd := testbed.StartContainerd(t)
+	// Runs before the testbed's own cleanup, which stops the sandboxes one
+	// by one within one 30 s deadline: too short for 1,000 of them.
+	t.Cleanup(func() { stopSandboxes(t, ctrd, k.sandboxWorkers) })
 	var uids []string
 	var out []SteadyResult
 	for _, n := range k.steadySizes {
@@ -365,4 +369,39 @@ func steadyBench(ctx context.Context, t *testing.T, k knobs) []SteadyResult {
 		out = append(out, sr)
 	}
 	return out
+}
+
+// stopSandboxes stops and removes every sandbox of ctrd, `workers` at once,
+// each call with its own deadline.
+func stopSandboxes(t *testing.T, ctrd *testbed.Containerd, workers int) {
+	rt := ctrd.Runtime()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	res, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	cancel()
+	if err != nil {
+		t.Errorf("list sandboxes to stop: %v", err)
+		return
+	}
+	ids := make(chan string)
+	var wg sync.WaitGroup
+	for w := 0; w < max(1, workers); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err == nil {
+					_, _ = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+				}
+				cancel()
+			}
+		}()
+	}
+	start := time.Now()
+	for _, sb := range res.GetItems() {
+		ids <- sb.GetId()
+	}
+	close(ids)
+	wg.Wait()
+	t.Logf("stopped %d sandboxes in %s", len(res.GetItems()), time.Since(start))
 }
