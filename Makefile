@@ -137,12 +137,12 @@ machineconfig-check: machineconfig
 
 # Figures against baselines on real cgroupfs, written to bench/results.md
 # (root; about 13 minutes; BENCH_SIZES, BENCH_RUNS... see bench/README.md).
-bench:
-	bench/run.sh
+bench: build
+	BENCH_BINARY=$(CURDIR)/$(BIN) bench/run.sh
 
 # One small run proving the harness works (CI); not a measurement.
-bench-smoke:
-	bench/run.sh --smoke
+bench-smoke: build
+	BENCH_BINARY=$(CURDIR)/$(BIN) bench/run.sh --smoke
 
 # Churn soak with fault injection (root): real containerd, systemd --user and
 # the real binary; pods churned, faults injected, live cgroups checked after

@@ -38,6 +38,13 @@ type knobs struct {
 	out           string
 	benchpass     string // path of the built bench/cmd/benchpass
 	note          string
+	// binary is the cgroupcleand of the whole-process rows (BENCH_BINARY,
+	// set by `make bench` to what `make build` built).
+	binary         string
+	endpoint       string // the real containerd of the whole-process rows
+	daemonPasses   int
+	steadySizes    []int
+	sandboxWorkers int
 }
 
 func envInt(name string, def int) (int, error) {
@@ -53,7 +60,21 @@ func envInt(name string, def int) (int, error) {
 }
 
 func knobsFromEnv() (knobs, error) {
-	k := knobs{benchtime: os.Getenv("BENCH_GOBENCHTIME"), out: os.Getenv("BENCH_OUT"), note: os.Getenv("BENCH_NOTE")}
+	k := knobs{benchtime: os.Getenv("BENCH_GOBENCHTIME"), out: os.Getenv("BENCH_OUT"), note: os.Getenv("BENCH_NOTE"), binary: os.Getenv("BENCH_BINARY")}
+	if k.binary == "" {
+		return k, fmt.Errorf("BENCH_BINARY not set: the path of the cgroupcleand that `make build` built")
+	}
+	steady := os.Getenv("BENCH_STEADY_SANDBOXES")
+	if steady == "" {
+		steady = "100,1000"
+	}
+	for _, f := range strings.Split(steady, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || (len(k.steadySizes) > 0 && n < k.steadySizes[len(k.steadySizes)-1]) {
+			return k, fmt.Errorf("BENCH_STEADY_SANDBOXES=%q: want growing sandbox counts, comma-separated", steady)
+		}
+		k.steadySizes = append(k.steadySizes, n)
+	}
 	sizes := os.Getenv("BENCH_SIZES")
 	if sizes == "" {
 		sizes = "1000,10000"
@@ -73,6 +94,7 @@ func knobsFromEnv() (knobs, error) {
 	}{
 		{&k.runs, "BENCH_RUNS", 5}, {&k.scanReps, "BENCH_SCAN_REPS", 3}, {&k.workers, "BENCH_WORKERS", 2},
 		{&k.idleSandboxes, "BENCH_IDLE_SANDBOXES", 100}, {&k.idlePasses, "BENCH_IDLE_PASSES", 50},
+		{&k.daemonPasses, "BENCH_DAEMON_PASSES", 20}, {&k.sandboxWorkers, "BENCH_SANDBOX_WORKERS", 4},
 	} {
 		if *x.p, err = envInt(x.name, x.def); err != nil {
 			return k, err
@@ -122,7 +144,20 @@ func TestBench(t *testing.T) {
 		res.Hierarchies = append(res.Hierarchies, h.Name)
 	}
 
+	res.DaemonPasses = k.daemonPasses
+	if abs, err := filepath.Abs(k.binary); err == nil {
+		k.binary = abs
+	}
+	if out, err := exec.Command(k.binary, "version").Output(); err != nil {
+		t.Fatalf("%s version: %v", k.binary, err)
+	} else {
+		res.Binary = strings.TrimSpace(string(out))
+	}
 	k.benchpass = buildBenchpass(ctx, t)
+	// One real containerd for the whole-process scan and clean rows: it
+	// lists none of the trees' pods, so every pod is an orphan to it.
+	ctrd := testbed.StartContainerd(t)
+	k.endpoint = ctrd.Endpoint()
 	res.Decide = goBench(ctx, t, k, "./cgroupclean/decide/", "BenchmarkDecide100k")
 	res.Probe = goBench(ctx, t, k, "./cgroupclean/memcg/", "BenchmarkProbe")
 	for _, n := range k.sizes {
@@ -138,6 +173,7 @@ func TestBench(t *testing.T) {
 		res.Sizes = append(res.Sizes, sr)
 	}
 	t.Run("idle", func(t *testing.T) { res.Idle = idleBench(ctx, t, k) })
+	t.Run("steady", func(t *testing.T) { res.Steady = steadyBench(ctx, t, k) })
 	if t.Failed() || ctx.Err() != nil {
 		t.FailNow()
 	}
@@ -164,14 +200,20 @@ func benchRun(ctx context.Context, t *testing.T, k knobs, run int, sr *SizeResul
 	snap := a.snapshot()
 	scanCfg := benchConfig(a, kubelet, true, false)
 	defCfg := benchConfig(a, kubelet, false, false)
+	procCfg := writeConfig(t, processConfig(a, kubelet, k.endpoint))
 	for rep := 0; rep < k.scanReps; rep++ {
 		steps := []func(){
 			func() { sr.Find = append(sr.Find, runFind(ctx, t, a.podRoots(), "-type", "d")) },
 			func() { sr.Scan = append(sr.Scan, timeScan(ctx, t, scanCfg, snap, len(a.pods))) },
 			func() { sr.ScanDefault = append(sr.ScanDefault, timeScan(ctx, t, defCfg, snap, len(a.pods))) },
+			func() {
+				sec, rss := processScan(ctx, t, k, procCfg, len(a.pods))
+				sr.ProcScan, sr.ProcScanRSS = append(sr.ProcScan, sec), append(sr.ProcScanRSS, rss)
+			},
 		}
 		if (run*k.scanReps+rep)%2 == 1 {
 			steps[0], steps[2] = steps[2], steps[0]
+			steps[1], steps[3] = steps[3], steps[1]
 		}
 		for _, s := range steps {
 			s()
@@ -179,8 +221,22 @@ func benchRun(ctx context.Context, t *testing.T, k knobs, run int, sr *SizeResul
 	}
 	rss, took := childScan(ctx, t, k, scanCfg, snap, len(a.pods))
 	sr.RSS, sr.RSSPass = append(sr.RSS, rss), append(sr.RSSPass, took)
-	t.Logf("scan: find %s, engine %s, default %s; child RSS %s",
-		Ms(sr.Find[len(sr.Find)-1]), Ms(sr.Scan[len(sr.Scan)-1]), Ms(sr.ScanDefault[len(sr.ScanDefault)-1]), MiB(rss))
+	t.Logf("scan: find %s, engine %s, default %s; child RSS %s; cgroupcleand scan --json %s, peak RSS %s",
+		Ms(sr.Find[len(sr.Find)-1]), Ms(sr.Scan[len(sr.Scan)-1]), Ms(sr.ScanDefault[len(sr.ScanDefault)-1]), MiB(rss),
+		Ms(sr.ProcScan[len(sr.ProcScan)-1]), MiB(sr.ProcScanRSS[len(sr.ProcScanRSS)-1]))
+	// The daemon over this tree with the shipped gates (min_age 10m: the
+	// fresh orphans are kept, nothing is removed): its steady state.
+	dcfg := config.Default()
+	dcfg.Runtime.Endpoint = k.endpoint
+	dcfg.Cgroup.PodRoot, dcfg.Cgroup.KubeletRoot, dcfg.Cgroup.Driver = a.root.Rel("kubepods"), kubelet, "cgroupfs"
+	dcfg.Clean.UseSystemd = "never"
+	dcfg.Log.Format = "json"
+	cpu, _, _, drss := daemonSteady(ctx, t, k, dcfg, k.daemonPasses)
+	sr.DaemonCPU, sr.DaemonRSS = append(sr.DaemonCPU, cpu), append(sr.DaemonRSS, drss)
+	t.Logf("daemon over the tree: %s CPU per pass, VmHWM %s after %d passes", Ms(cpu), MiB(drss), k.daemonPasses+1)
+	if left, err := a.remaining(); err != nil || left != a.dirs()+2*len(a.root.Hierarchies) {
+		t.Fatalf("the daemon with the shipped gates removed something: %d dirs left (%v), want %d", left, err, a.dirs()+2*len(a.root.Hierarchies))
+	}
 
 	byEngine := func(tr *tree) {
 		s, apply, dirs := timeClean(ctx, t, tr, kubelet)
@@ -195,14 +251,22 @@ func benchRun(ctx context.Context, t *testing.T, k knobs, run int, sr *SizeResul
 		sr.FindDel, sr.FindDelDirs = append(sr.FindDel, d), tr.dirs()+2*len(tr.root.Hierarchies)
 		t.Logf("find -delete removed %d dirs in %s", sr.FindDelDirs, Ms(d))
 	}
-	first, second := byEngine, byFind
-	if run%2 == 1 {
-		first, second = byFind, byEngine
+	byProcess := func(tr *tree) {
+		cfg := writeConfig(t, processConfig(tr, kubelet, k.endpoint))
+		sec, rss, dirs := processClean(ctx, t, k, tr, cfg)
+		sr.ProcClean, sr.ProcCleanRSS, sr.ProcCleanDirs = append(sr.ProcClean, sec), append(sr.ProcCleanRSS, rss), dirs
+		t.Logf("cgroupcleand clean removed %d dirs in %s, peak RSS %s", dirs, Ms(sec), MiB(rss))
 	}
-	first(a)
-	b := buildTree(ctx, t, sr.Pods, k.workers)
-	sr.Build = append(sr.Build, b.took.Seconds())
-	second(b)
+	// Tree a (scanned above) goes first; the order of the three removals
+	// turns with the run, so none always gets the warmer machine.
+	order := []func(*tree){byEngine, byFind, byProcess}
+	order = append(order[run%3:], order[:run%3]...)
+	order[0](a)
+	for _, f := range order[1:] {
+		b := buildTree(ctx, t, sr.Pods, k.workers)
+		sr.Build = append(sr.Build, b.took.Seconds())
+		f(b)
+	}
 }
 
 // kubeletDir makes a kubelet root whose pods/ holds the given UIDs.

@@ -24,6 +24,19 @@ type Results struct {
 	Decide      GoBenchResult
 	Probe       GoBenchResult
 	Idle        *IdleResult
+	Steady      []SteadyResult
+	Binary      string // `cgroupcleand version` of the measured binary
+	// DaemonPasses is how many passes the daemon's CPU is summed over.
+	DaemonPasses int
+}
+
+// SteadyResult is the daemon (`cgroupcleand run`) in steady state with all
+// pods live. Per run: seconds of CPU per pass, bytes of VmHWM.
+type SteadyResult struct {
+	Sandboxes, Passes   int
+	Added, AddWorkers   int
+	AddTook             float64 // seconds to start the Added sandboxes
+	CPU, User, Sys, RSS Series
 }
 
 // SizeResult holds the figures at one tree size. Durations are seconds.
@@ -36,6 +49,13 @@ type SizeResult struct {
 	RSS, RSSPass                   Series // bytes; seconds of the child's pass
 	FindDel, CleanScan, CleanApply Series
 	FindDelDirs, CleanDirs         int
+	// The built binary, as a process, against a real containerd. ProcScan
+	// pairs with Find (same repetitions), ProcClean with FindDel (same runs).
+	ProcScan, ProcScanRSS   Series
+	ProcClean, ProcCleanRSS Series
+	ProcCleanDirs           int
+	// `cgroupcleand run` over the run's tree: CPU per pass, VmHWM.
+	DaemonCPU, DaemonRSS Series
 }
 
 // GoBenchResult is a `go test -bench` run, or why there is none.
@@ -77,6 +97,31 @@ func (r *Results) Write(w io.Writer) error {
 	p("- Trees: under the bench's own cgroup root (`/cgclean-test-bench-<random>` in every hierarchy, removed afterwards), cgroupfs driver layout `kubepods/{pod<uid>,burstable/pod<uid>,besteffort/pod<uid>}` (a third each), each pod dir holding two 64-hex container cgroups (sandbox + container, as containerd makes them). Built with %d goroutines.\n", r.Workers)
 	p("- CRI: scans and removals use a **recorded CRI answer of the same size** (a `live.Runtime` returning a fixed snapshot: the sandbox and container of every second pod, so half the pods are live and half orphaned; for removal, an empty answer so every pod is an orphan). The idle pass uses a **real containerd**.\n\n")
 
+	p("## Whole process: the built binary against a real containerd\n\n")
+	p("The binary `make build` makes (%s), run as an operator runs it, against a real containerd that lists none of the tree's pods (every pod is an orphan to it). Configuration file: min_age 0, confirm_passes 1, max_removal_share 1, max_removals_per_pass and mass_guard_min_pods at 2^30 (so one pass removes all), use_systemd never, log JSON to a file; every other gate and every final re-check before a removal (runtime, kubelet, processes) as shipped. Each process is started from a small helper (`benchpass`), whose wait4 gives the process's own peak RSS (ru_maxrss). Wall times are from start to exit (process start-up included). Baselines in the same run on the same kind of tree: `find -type d` over every hierarchy's pod root (run in the same repetitions as the scan), and `find -depth -mindepth 1 -type d -delete` on a tree of its own.\n\n", r.Binary)
+	p("| pods | find -type d | `scan --json` | ratio | target ≤0.33x | scan peak RSS | target <30 MiB | find -delete rate | `clean` rate | rate ratio | target ≥1.2x | clean peak RSS | target <30 MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, s := range r.Sizes {
+		sr := Ratios(s.ProcScan, s.Find).Stats()
+		fr, cr := rates(s.FindDelDirs, s.FindDel), rates(s.ProcCleanDirs, s.ProcClean)
+		rr := Ratios(cr, fr).Stats()
+		srss, crss := s.ProcScanRSS.Stats(), s.ProcCleanRSS.Stats()
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Pods, s.Find.Stats().Format(Ms), s.ProcScan.Stats().Format(Ms), sr.Format(X), verdict(sr.N > 0 && sr.Median <= 0.33),
+			srss.Format(MiB), rssVerdict(s.Pods, srss), fr.Stats().Format(Rate), cr.Stats().Format(Rate), rr.Format(X), verdict(rr.N > 0 && rr.Median >= 1.2), crss.Format(MiB), rssVerdict(s.Pods, crss))
+	}
+	p("\n### The daemon in steady state\n\n")
+	p("`cgroupcleand run` with the shipped gates (interval 1s, no jitter), its pass ends read from the sd_notify STATUS lines it sends to a socket of the harness. The first pass warms its caches; CPU is summed over the next %d passes (on-CPU time of all its threads from /proc/<pid>/task/*/schedstat; user and sys from /proc/<pid>/stat, 10 ms ticks) and divided by their count; peak RSS is its VmHWM after them.\n\n", r.DaemonPasses)
+	p("Over each size's tree (the containerd lists none of its pods; min_age 10m keeps the fresh orphans, so nothing is removed, and the mass guard would refuse anyway):\n\n")
+	p("| pods | daemon CPU per pass | peak RSS | target <30 MiB |\n|---|---|---|---|\n")
+	for _, s := range r.Sizes {
+		st := s.DaemonRSS.Stats()
+		p("| %d | %s | %s | %s |\n", s.Pods, s.DaemonCPU.Stats().Format(Ms), st.Format(MiB), rssVerdict(s.Pods, st))
+	}
+	p("\nIdle, every pod live (real sandboxes of a real containerd, READY, each in its pod cgroup under the bench root, kubelet pod dirs present):\n\n")
+	p("| live sandboxes | started (how long, at once) | daemon CPU per idle pass | user | sys | peak RSS |\n|---|---|---|---|---|---|\n")
+	for _, s := range r.Steady {
+		p("| %d | +%d in %.0f s (%d at once) | %s | %s | %s | %s |\n", s.Sandboxes, s.Added, s.AddTook, s.AddWorkers, s.CPU.Stats().Format(Ms), s.User.Stats().Format(Ms), s.Sys.Stats().Format(Ms), s.RSS.Stats().Format(MiB))
+	}
+	p("\n## In-process figures (where the time goes)\n\n")
 	p("## Scan pass (discovery + inventory + live set + decision)\n\n")
 	p("Engine: `engine.Scan` in-process, hierarchies discovered from mountinfo every pass. Baseline: `find <root>/kubepods (every hierarchy) -type d > /dev/null` (one process walking exactly the same directories, reading each once: the floor). Target: within 2x of the baseline.\n\n")
 	p("- *min_age 0*: every orphan is past min_age, so the decision counts the processes of each of them in every hierarchy (the work of a real `clean` pass: the worst case).\n")
@@ -157,6 +202,14 @@ func writeGoBench(p func(string, ...any), g GoBenchResult, what string) {
 		}
 		p("| %s | %s |\n", u, Metric(g.Lines, u).Stats().Format(f))
 	}
+}
+
+// rssVerdict applies the 30 MiB target, which is set at 10,000 pods.
+func rssVerdict(pods int, st Stat) string {
+	if pods < 10000 || st.N == 0 {
+		return "—"
+	}
+	return verdict(st.Median < 30<<20)
 }
 
 func sum(a, b Series) Series {

@@ -6,12 +6,15 @@ package pass
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
@@ -27,8 +30,9 @@ import (
 
 // Spec says what to run.
 type Spec struct {
-	// Mode is "scan" (one Scan with the recorded answer in Snapshot) or
-	// "idle" (daemon passes against the real CRI endpoint of Config).
+	// Mode is "scan" (one Scan with the recorded answer in Snapshot),
+	// "idle" (daemon passes against the real CRI endpoint of Config) or
+	// "exec" (run Args, report its rusage).
 	Mode     string
 	Config   config.Config
 	Snapshot *live.Snapshot
@@ -39,6 +43,12 @@ type Spec struct {
 	// CPUProfile, if set, is where the idle mode writes the CPU profile of
 	// its measured passes.
 	CPUProfile string
+	// Args is the command of the "exec" mode: run it as a child and report
+	// its own rusage. Stdout and Stderr name files for its output ("":
+	// /dev/null).
+	Args           []string
+	Env            []string
+	Stdout, Stderr string
 }
 
 // Report is what the job saw and what it cost. Times are nanoseconds.
@@ -46,6 +56,14 @@ type Report struct {
 	Pods, LivePods        int
 	Passes                int
 	WallNS, UserNS, SysNS int64
+	// ExitCode, ChildMaxRSS and FloorRSS are the "exec" mode's: the
+	// child's exit status and ru_maxrss from wait4 (bytes), and this
+	// process's VmHWM before it started the child. Go starts children
+	// with vfork, so a child's maxrss is at least its starter's high-water
+	// mark: started from this small process (not from the harness), the
+	// figure is the child's own whenever it is above FloorRSS.
+	ExitCode              int
+	ChildMaxRSS, FloorRSS int64
 	// PeakRSS is this process's VmHWM in bytes at the end of the job.
 	// Not ru_maxrss from wait4: Go starts a child with vfork, so exec
 	// records the PARENT's memory high-water mark as the child's maxrss
@@ -95,6 +113,8 @@ func run(ctx context.Context, spec Spec) (Report, error) {
 		return rep, nil
 	case "idle":
 		return idle(ctx, spec)
+	case "exec":
+		return execChild(ctx, spec)
 	}
 	return Report{}, fmt.Errorf("unknown mode %q", spec.Mode)
 }
@@ -200,5 +220,49 @@ func idle(ctx context.Context, spec Spec) (Report, error) {
 	}
 	rep.UserNS = after.Utime.Nano() - before.Utime.Nano()
 	rep.SysNS = after.Stime.Nano() - before.Stime.Nano()
+	return rep, nil
+}
+
+// execChild runs spec.Args and reports its wall time and its own rusage.
+func execChild(ctx context.Context, spec Spec) (Report, error) {
+	if len(spec.Args) == 0 {
+		return Report{}, fmt.Errorf("exec: no command")
+	}
+	floor, err := peakRSS()
+	if err != nil {
+		return Report{}, err
+	}
+	cmd := exec.CommandContext(ctx, spec.Args[0], spec.Args[1:]...)
+	if spec.Env != nil {
+		cmd.Env = append(os.Environ(), spec.Env...)
+	}
+	for _, o := range []struct {
+		file string
+		to   *io.Writer
+	}{{spec.Stdout, &cmd.Stdout}, {spec.Stderr, &cmd.Stderr}} {
+		name := o.file
+		if name == "" {
+			name = os.DevNull
+		}
+		f, err := os.Create(name)
+		if err != nil {
+			return Report{}, err
+		}
+		defer f.Close()
+		*o.to = f
+	}
+	start := time.Now()
+	err = cmd.Run()
+	rep := Report{Passes: 1, WallNS: int64(time.Since(start)), FloorRSS: floor}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return rep, fmt.Errorf("run %s: %w", spec.Args[0], err)
+	}
+	rep.ExitCode = cmd.ProcessState.ExitCode()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rep.ChildMaxRSS = ru.Maxrss << 10 // KiB on Linux
+		rep.UserNS = syscall.TimevalToNsec(ru.Utime)
+		rep.SysNS = syscall.TimevalToNsec(ru.Stime)
+	}
 	return rep, nil
 }

@@ -7,8 +7,11 @@
 package decide
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
@@ -197,8 +200,16 @@ func Decide(in Input, pol Policy) Plan {
 	var lc liveContainers
 	if in.Inventory != nil {
 		plan.Items = make([]Item, 0, len(in.Inventory.Pods))
+		// One block holds every pod's container items (one allocation
+		// per plan, not one per pod).
+		n := 0
 		for _, p := range in.Inventory.Pods {
-			it := decidePod(in, pol, p, idx)
+			n += len(p.Containers)
+		}
+		kids := make([]Item, 0, n)
+		for _, p := range in.Inventory.Pods {
+			var it Item
+			it, kids = decidePod(in, pol, p, idx, kids)
 			if it.State == Live {
 				lc.add(&it)
 			}
@@ -210,24 +221,27 @@ func Decide(in Input, pol Policy) Plan {
 	return plan
 }
 
-func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
+// decidePod decides pod p and its containers. The container items are
+// appended to kids (a block shared by the whole plan) and the pod's
+// Children is its own part of that block, capped so that an append to
+// one pod's Children never writes into the next pod's.
+func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index, kids []Item) (Item, []Item) {
 	it := Item{Kind: PodKind, PodUID: p.UID, QoS: p.QoS, Path: p.Path, Hierarchies: p.In, Age: age(in.Now, p.Changed), Action: Keep, LiveContainers: p.LiveContainers}
-	if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(p.Base()) {
-		it.Unit = p.Base()
-	}
-	if len(p.Containers) > 0 {
-		it.Children = make([]Item, 0, len(p.Containers))
-	}
-	if in.RuntimeErr != nil {
-		// Nothing is known about any pod: not live, not orphaned.
-		return unknownPod(in, it, p, RuntimeUnreachable)
+	if in.Inventory.Driver == names.Systemd {
+		if base := baseName(p.Path); names.IsSystemdUnit(base) {
+			it.Unit = base
+		}
 	}
 	podLive := idx.PodListed(p.UID)
+	first := len(kids)
 	anyListed := p.LiveContainers > 0
 	for _, c := range p.Containers {
-		ci := Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed), Action: Keep}
-		if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(c.Base()) {
-			ci.Unit = c.Base()
+		kids = append(kids, Item{Kind: ContainerKind, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed), Action: Keep})
+		ci := &kids[len(kids)-1]
+		if in.Inventory.Driver == names.Systemd {
+			if base := baseName(c.Path); names.IsSystemdUnit(base) {
+				ci.Unit = base
+			}
 		}
 		if idx.IDListed(c.ID) {
 			ci.State, ci.Reason = Live, LiveContainer
@@ -238,14 +252,19 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
 				ci.Action, ci.Reason, ci.Processes = gate(in, pol, c.Path, ci.Age, containerGate(pol))
 			}
 		}
-		it.Children = append(it.Children, ci)
+	}
+	if len(kids) > first {
+		it.Children = kids[first:len(kids):len(kids)]
 	}
 	switch {
+	case in.RuntimeErr != nil:
+		// Nothing is known about any pod: not live, not orphaned.
+		return unknownPod(it, RuntimeUnreachable), kids
 	case podLive:
 		it.State, it.Reason = Live, LiveSandbox
-		return it
+		return it, kids
 	case in.KubeletErr != nil:
-		return unknownPod(in, it, p, KubeletStateUnknown)
+		return unknownPod(it, KubeletStateUnknown), kids
 	case in.KubeletPods[p.UID]:
 		it.State, it.Reason = Orphan, KubeletTracksPod
 	case anyListed:
@@ -260,19 +279,24 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index) Item {
 			it.Children[i].Action, it.Children[i].Reason = it.Action, it.Reason
 		}
 	}
-	return it
+	return it, kids
+}
+
+// baseName is filepath.Base without its byte-by-byte scan on the common
+// case (a path not ending in "/"), which the plan meets once per item.
+func baseName(path string) string {
+	if path == "" || path[len(path)-1] == '/' {
+		return filepath.Base(path)
+	}
+	return path[strings.LastIndexByte(path, '/')+1:]
 }
 
 // unknownPod keeps a pod and its containers as of unknown state.
-func unknownPod(in Input, it Item, p *inventory.Pod, why Reason) Item {
+func unknownPod(it Item, why Reason) Item {
 	it.State, it.Action, it.Reason = Unknown, Keep, why
-	it.Children = it.Children[:0]
-	for _, c := range p.Containers {
-		ci := Item{Kind: ContainerKind, State: Unknown, Action: Keep, Reason: why, PodUID: p.UID, ContainerID: c.ID, QoS: p.QoS, Path: c.Path, Hierarchies: c.In, Age: age(in.Now, c.Changed)}
-		if in.Inventory.Driver == names.Systemd && names.IsSystemdUnit(c.Base()) {
-			ci.Unit = c.Base()
-		}
-		it.Children = append(it.Children, ci)
+	for i := range it.Children {
+		c := &it.Children[i]
+		c.State, c.Action, c.Reason, c.Processes = Unknown, Keep, why, 0
 	}
 	return it
 }
@@ -367,17 +391,26 @@ func (plan *Plan) passGates(in Input, pol Policy, lc liveContainers) {
 			return
 		}
 	}
-	// Oldest first, so a limit keeps the newest for the next pass.
-	var removals []*Item
+	// Oldest first, so a limit keeps the newest for the next pass. Under
+	// the limit nothing is refused: no list, no sort.
+	nRemovals := 0
 	plan.each(func(it *Item) {
 		if it.Removes() {
-			removals = append(removals, it)
+			nRemovals++
 		}
 	})
-	sort.SliceStable(removals, func(i, j int) bool { return removals[i].Age > removals[j].Age })
-	for i, it := range removals {
-		if i >= pol.MaxRemovalsPerPass {
-			it.Action, it.Reason = Keep, RemovalLimit
+	if nRemovals > pol.MaxRemovalsPerPass {
+		removals := make([]*Item, 0, nRemovals)
+		plan.each(func(it *Item) {
+			if it.Removes() {
+				removals = append(removals, it)
+			}
+		})
+		slices.SortStableFunc(removals, func(a, b *Item) int { return cmp.Compare(b.Age, a.Age) })
+		for i, it := range removals {
+			if i >= pol.MaxRemovalsPerPass {
+				it.Action, it.Reason = Keep, RemovalLimit
+			}
 		}
 	}
 	podRemovals := 0

@@ -48,26 +48,29 @@ type Runtime interface {
 // too). One is built per pass and shared by the inventory and the decision,
 // so both agree on what is listed.
 type Index struct {
-	uids map[string]bool
-	ids  map[string]bool
+	// Sets: an empty value keeps each slot at the key's 16 bytes.
+	uids map[string]struct{}
+	ids  map[string]struct{}
 }
 
 // NewIndex indexes s.
 func NewIndex(s Snapshot) *Index {
-	x := &Index{uids: make(map[string]bool, len(s.Sandboxes)), ids: make(map[string]bool, len(s.Sandboxes)+2*len(s.Containers))}
+	x := &Index{uids: make(map[string]struct{}, len(s.Sandboxes)), ids: make(map[string]struct{}, len(s.Sandboxes)+len(s.Containers))}
 	for _, sb := range s.Sandboxes {
-		x.uids[sb.PodUID] = true
-		x.ids[sb.ID] = true
+		x.uids[sb.PodUID] = struct{}{}
+		x.ids[sb.ID] = struct{}{}
 	}
+	// A container's sandbox is normally listed already: only its own ID
+	// makes a new entry.
 	for _, c := range s.Containers {
-		x.ids[c.ID] = true
-		x.ids[c.SandboxID] = true
+		x.ids[c.ID] = struct{}{}
+		x.ids[c.SandboxID] = struct{}{}
 	}
 	return x
 }
 
 // PodListed reports whether a sandbox of the pod is listed.
-func (x *Index) PodListed(uid string) bool { return x.uids[uid] }
+func (x *Index) PodListed(uid string) bool { _, ok := x.uids[uid]; return ok }
 
 // IDListed reports whether a sandbox or container of that ID is listed.
-func (x *Index) IDListed(id string) bool { return x.ids[id] }
+func (x *Index) IDListed(id string) bool { _, ok := x.ids[id]; return ok }

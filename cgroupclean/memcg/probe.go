@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
+	"golang.org/x/sys/unix"
 )
 
 // Paths says where the probe reads. Everything is injected so unit tests
@@ -237,34 +239,53 @@ func (p *Probe) countV1(s *Sample) error {
 }
 
 // CountDirs counts the cgroup directories of a hierarchy, root included.
-// It uses the entry types getdents returns, never opening control files.
+// It uses the entry types getdents returns, never opening control files,
+// and reads relative to open directories without garbage (cgfs.At, one
+// per depth: a listing may not hold another on the same At): the memory
+// hierarchy of a big node has hundreds of thousands of entries, and a
+// DirEntry per entry set the peak RSS of a whole `scan`.
 func CountDirs(root string) (int64, error) {
-	var n int64
-	var walk func(dir string) error
-	walk = func(dir string) error {
-		f, err := os.Open(dir)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && dir != root {
-				return nil // removed during the walk
-			}
-			return err
-		}
-		ents, err := f.ReadDir(-1)
-		f.Close()
-		if err != nil && dir == root {
-			return fmt.Errorf("read %s: %w", dir, err)
-		}
-		n++
-		for _, e := range ents {
-			if e.IsDir() {
-				if err := walk(filepath.Join(dir, e.Name())); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	fd, err := cgfs.Open(root)
+	if err != nil {
+		return 0, err
 	}
-	return n, walk(root)
+	defer unix.Close(fd)
+	var n int64
+	var ats []*cgfs.At
+	var openErr error // a directory that exists but cannot be opened fails the count
+	var walk func(fd, depth int) error
+	walk = func(fd, depth int) error {
+		n++
+		if depth == len(ats) {
+			ats = append(ats, &cgfs.At{})
+		}
+		at := ats[depth]
+		return at.Each(fd, func(name string, link bool) error {
+			if link {
+				return nil
+			}
+			sub, err := at.OpenAt(fd, name)
+			if err == unix.ENOENT || err == unix.ENOTDIR {
+				return nil // removed during the walk, or not a directory
+			}
+			if err != nil {
+				openErr = fmt.Errorf("open %s below %s: %w", name, root, err)
+				return openErr
+			}
+			defer unix.Close(sub)
+			// A directory that cannot be listed still counts.
+			if err := walk(sub, depth+1); openErr != nil {
+				return err
+			}
+			return nil
+		})
+	}
+	if err := walk(fd, 0); openErr != nil {
+		return n, openErr
+	} else if err != nil {
+		return n, fmt.Errorf("read %s: %w", root, err)
+	}
+	return n, nil
 }
 
 type statResult struct {
