@@ -147,6 +147,7 @@ type entry struct {
 	Reason string
 	Msg    string
 	Level  string
+	Count  int // COUNT of a kept summary
 }
 
 // logWatch reads the daemon's JSON log as it grows (every daemon start
@@ -198,7 +199,8 @@ func (l *logWatch) poll() ([]entry, error) {
 			continue
 		}
 		s := func(k string) string { v, _ := m[k].(string); return v }
-		out = append(out, entry{Off: lineOff, ID: s("MESSAGE_ID"), Path: s("CGROUP_PATH"), Reason: s("REASON"), Msg: s("msg"), Level: s("level")})
+		count, _ := m["COUNT"].(float64) // a JSON number
+		out = append(out, entry{Off: lineOff, ID: s("MESSAGE_ID"), Path: s("CGROUP_PATH"), Reason: s("REASON"), Msg: s("msg"), Level: s("level"), Count: int(count)})
 	}
 	return out, sc.Err()
 }

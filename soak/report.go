@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 )
 
 // Durations summarises a set of waits.
@@ -117,8 +119,8 @@ type Report struct {
 	Orphans         []*OrphanKind
 	LeftAtEnd       int // orphans still there after the drain: must be 0
 	RemovalEntries  int
-	UnloggedRemoved int // removed by a pass the harness SIGKILLed before it logged
-	Kept            Counter
+	UnloggedRemoved int     // removed by a pass the harness SIGKILLed before it logged
+	Kept            Counter // cgroups kept, by REASON: see AddKept
 	Failed          Counter
 	Faults          []*Fault
 	Passes          int
@@ -133,6 +135,20 @@ type Report struct {
 	Violations        []string
 	KillsMidApply     int // daemon SIGKILLs that hit a pass between two removals
 	UnitsStopped      int // unit-stopped entries (systemd driver)
+}
+
+// AddKept counts one kept record of the daemon's log in Kept, by REASON:
+// a kept summary (MESSAGE_ID=75d082cc..., one per pass and reason) adds
+// its COUNT, a refusal of the final check before a removal (9b2e..., a
+// warning) adds 1. The per-cgroup 9b2e... records written at log level
+// debug repeat what the summaries count and add nothing.
+func (r *Report) AddKept(id, level, reason string, count int) {
+	switch {
+	case id == audit.IDKeptSummary:
+		r.Kept[reason] += count
+	case id == audit.IDRemovalRefused && level != "debug":
+		r.Kept[reason]++
+	}
 }
 
 // Write renders the report as Markdown.
@@ -191,8 +207,8 @@ func (r *Report) Write(w io.Writer) error {
 	p("Removal entries in the daemon's log (MESSAGE_ID=4f0d1c7e2b8a4d6f9a1e3c5b7d9f0a21): %d. Orphans removed by a pass that the harness SIGKILLed before it wrote its entries: %d (the daemon writes each removal's entry as that removal ends: at most the one in flight can be lost). Units stopped through D-Bus before removal (MESSAGE_ID=c3a5e7f9b1d34f2a8c4e6a8b0d2f4a65): %d.\n\n", r.RemovalEntries, r.UnloggedRemoved, r.UnitsStopped)
 
 	p("## Refusals, from the daemon's log\n\n")
-	p("Kept entries (MESSAGE_ID=9b2e4f6a8c0d4e1f8a3b5c7d9e1f2a43) by REASON; an orphan kept in N passes counts N times.\n\n")
-	p("| reason | entries |\n|---|---|\n")
+	p("Cgroups kept, by REASON: the COUNT of the per-pass kept summaries (MESSAGE_ID=75d082cc6dac4c5ea06d6e905105246f; orphans, and cgroups of unknown state while the runtime or kubelet could not be asked) plus the refusals of the final check before a removal (MESSAGE_ID=9b2e4f6a8c0d4e1f8a3b5c7d9e1f2a43, one per cgroup); a cgroup kept in N passes counts N times.\n\n")
+	p("| reason | cgroups kept |\n|---|---|\n")
 	for _, k := range r.Kept.Sorted() {
 		p("| `%s` | %d |\n", k, r.Kept[k])
 	}

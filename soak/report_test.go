@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 )
 
 func TestQuantile(t *testing.T) {
@@ -59,5 +61,19 @@ func TestReportVerdict(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestAddKept: a kept summary adds its COUNT, a final-check refusal one,
+// a debug per-cgroup record nothing (the summary has it already).
+func TestAddKept(t *testing.T) {
+	r := &Report{Kept: Counter{}}
+	r.AddKept(audit.IDKeptSummary, "info", "awaiting-confirmation", 7)
+	r.AddKept(audit.IDKeptSummary, "info", "awaiting-confirmation", 3)
+	r.AddKept(audit.IDRemovalRefused, "debug", "awaiting-confirmation", 0)
+	r.AddKept(audit.IDRemovalRefused, "warning", "processes-appeared", 0)
+	r.AddKept(audit.IDOrphanRemoved, "info", "", 0)
+	if r.Kept["awaiting-confirmation"] != 10 || r.Kept["processes-appeared"] != 1 || len(r.Kept) != 2 {
+		t.Fatalf("Kept = %v, want awaiting-confirmation=10 processes-appeared=1", r.Kept)
 	}
 }

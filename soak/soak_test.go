@@ -675,8 +675,8 @@ func (h *harness) tally(src *source, es []entry) {
 		switch e.ID {
 		case audit.IDPassSummary:
 			h.rep.Passes++
-		case audit.IDRemovalRefused:
-			h.rep.Kept[e.Reason]++
+		case audit.IDRemovalRefused, audit.IDKeptSummary:
+			h.rep.AddKept(e.ID, e.Level, e.Reason, e.Count)
 		case audit.IDRemovalFailed:
 			h.rep.Failed[e.Reason]++
 		case audit.IDUnitStopped:
