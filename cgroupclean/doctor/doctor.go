@@ -16,6 +16,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
 )
 
@@ -158,7 +159,7 @@ func Run(ctx context.Context, in Input) Report {
 	r := &Report{Time: time.Now(), Interval: in.Interval, Kernel: kernelRelease(in.ProcRoot)}
 	if in.Scan != nil {
 		r.Driver, r.PodRoot = string(in.Scan.Driver), in.Scan.PodRoot
-		r.CgroupMode = cgroupMode(in.Scan)
+		r.CgroupMode = hierarchy.Mode(in.Scan.Hierarchies)
 	}
 	checkLeaks(ctx, in, r)
 	checkMemcg(ctx, in, r)

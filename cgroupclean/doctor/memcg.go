@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 )
 
@@ -76,24 +75,4 @@ func kernelRelease(proc string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
-}
-
-func cgroupMode(s *engine.Scan) string {
-	v1, v2 := false, false
-	for _, h := range s.Hierarchies {
-		if h.Version == 2 {
-			v2 = true
-		} else if len(h.Controllers) > 0 {
-			v1 = true
-		}
-	}
-	switch {
-	case v1 && v2:
-		return "hybrid"
-	case v2:
-		return "v2"
-	case v1:
-		return "v1"
-	}
-	return ""
 }

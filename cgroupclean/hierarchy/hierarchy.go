@@ -44,6 +44,28 @@ func (h Hierarchy) Path(rel string) string {
 	return filepath.Join(h.Mountpoint, rel)
 }
 
+// Mode names the node's cgroup layout from its hierarchies: "v1", "v2" or
+// "hybrid"; "" when none of them is v2 or carries a v1 controller.
+func Mode(hs []Hierarchy) string {
+	v1, v2 := false, false
+	for _, h := range hs {
+		if h.Version == 2 {
+			v2 = true
+		} else if len(h.Controllers) > 0 {
+			v1 = true
+		}
+	}
+	switch {
+	case v1 && v2:
+		return "hybrid"
+	case v2:
+		return "v2"
+	case v1:
+		return "v1"
+	}
+	return ""
+}
+
 // Discover reads /proc/self/mountinfo and returns the hierarchies mounted
 // under mountRoot.
 func Discover(mountRoot string) ([]Hierarchy, error) {

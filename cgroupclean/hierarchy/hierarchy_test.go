@@ -89,3 +89,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestMode(t *testing.T) {
+	v1 := Hierarchy{Name: "memory", Version: 1, Controllers: []string{"memory"}}
+	named := Hierarchy{Name: "name=systemd", Version: 1}
+	v2 := Hierarchy{Name: "unified", Version: 2}
+	for _, tc := range []struct {
+		hs   []Hierarchy
+		want string
+	}{
+		{[]Hierarchy{v1, named, v2}, "hybrid"},
+		{[]Hierarchy{v2}, "v2"},
+		{[]Hierarchy{v1, named}, "v1"},
+		{[]Hierarchy{named}, ""},
+		{nil, ""},
+	} {
+		if got := Mode(tc.hs); got != tc.want {
+			t.Errorf("Mode(%v) = %q, want %q", tc.hs, got, tc.want)
+		}
+	}
+}

@@ -234,27 +234,6 @@ func (m *Metrics) setBuildInfo(mode, driver string) {
 	m.buildInfoLabel = [2]string{mode, driver}
 }
 
-// CgroupMode names the node's cgroup layout from its hierarchies.
-func CgroupMode(hs []hierarchy.Hierarchy) string {
-	v1, v2 := false, false
-	for _, h := range hs {
-		if h.Version == 2 {
-			v2 = true
-		} else if len(h.Controllers) > 0 {
-			v1 = true
-		}
-	}
-	switch {
-	case v1 && v2:
-		return "hybrid"
-	case v2:
-		return "v2"
-	case v1:
-		return "v1"
-	}
-	return "unknown"
-}
-
 // Scanned records what a pass's scan saw: orphans now and their age, the
 // orphans kept by each gate, the cgroup mode and driver.
 func (m *Metrics) Scanned(s *engine.Scan) {
@@ -262,7 +241,11 @@ func (m *Metrics) Scanned(s *engine.Scan) {
 		return
 	}
 	if len(s.Hierarchies) > 0 && s.Driver != "" {
-		m.setBuildInfo(CgroupMode(s.Hierarchies), string(s.Driver))
+		mode := hierarchy.Mode(s.Hierarchies)
+		if mode == "" {
+			mode = "unknown"
+		}
+		m.setBuildInfo(mode, string(s.Driver))
 	}
 	sum := s.Plan.Summary
 	m.orphans.WithLabelValues(decide.PodKind.String()).Set(float64(sum.OrphanPods))
