@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 )
@@ -42,9 +41,9 @@ func checkMemcg(ctx context.Context, in Input, r *Report) {
 		Action: "memcg.mode = \"act\" lets the service reclaim at the pod root (v2) or drop caches, rate-limited; on v1 with prevent_on_remove the daemon frees each orphan's memcg before its rmdir",
 		Refs:   []string{"https://github.com/google/cadvisor/issues/1774"}})
 	lat := s.Latency()
-	ms := fmt.Sprintf("memory.stat read took %s at the root", round(s.RootLatency))
+	ms := fmt.Sprintf("memory.stat read took %s at the root", memcg.RoundDuration(s.RootLatency))
 	if s.PodLatency > 0 {
-		ms += fmt.Sprintf(", %s at the pod root", round(s.PodLatency))
+		ms += fmt.Sprintf(", %s at the pod root", memcg.RoundDuration(s.PodLatency))
 	}
 	if s.LatencyCensored {
 		ms += " (a read did not finish within memcg.stat_timeout: at least this)"
@@ -57,16 +56,6 @@ func checkMemcg(ctx context.Context, in Input, r *Report) {
 	r.add(Finding{ID: IDMemcgLatency, Severity: sev, Value: lat.Seconds(), Measured: ms,
 		Threshold: fmt.Sprintf("warn >= %s, critical >= %s", mc.LatencyWarn.Duration, mc.LatencyAct.Duration), Source: "config memcg.latency_warn / memcg.latency_act",
 		Action: action})
-}
-
-func round(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
 }
 
 func kernelRelease(proc string) string {

@@ -40,7 +40,7 @@ func (h Health) String() string {
 	if h.LatencyCensored {
 		gte = ">="
 	}
-	fmt.Fprintf(&b, " latency p50=%s%s max=%s%s level=%s", gte, round(h.LatencyP50), gte, round(h.LatencyMax), h.Level)
+	fmt.Fprintf(&b, " latency p50=%s%s max=%s%s level=%s", gte, RoundDuration(h.LatencyP50), gte, RoundDuration(h.LatencyMax), h.Level)
 	if h.Trigger != TriggerNone {
 		fmt.Fprintf(&b, " trigger=%s", h.Trigger)
 	}
@@ -51,7 +51,9 @@ func (h Health) String() string {
 	return b.String()
 }
 
-func round(d time.Duration) time.Duration {
+// RoundDuration trims a measured duration to the digits worth reading in a
+// log line or report: ms above 1 s, 10 µs above 1 ms, else µs.
+func RoundDuration(d time.Duration) time.Duration {
 	switch {
 	case d >= time.Second:
 		return d.Round(time.Millisecond)
@@ -133,7 +135,7 @@ func LogAction(log logrus.FieldLogger, d Decision, o Outcome, e Effect) {
 		f[audit.CgroupPath] = o.Target
 	}
 	msg := fmt.Sprintf("memcg %s (%s): dying %d -> %d, latency %s -> %s, freed %d bytes in %s, %s",
-		o.Action, d.Trigger, e.DyingBefore, e.DyingAfter, round(e.LatencyBefore), round(e.LatencyAfter), o.FreedBytes, round(o.Duration), effect)
+		o.Action, d.Trigger, e.DyingBefore, e.DyingAfter, RoundDuration(e.LatencyBefore), RoundDuration(e.LatencyAfter), o.FreedBytes, RoundDuration(o.Duration), effect)
 	if o.Err != nil {
 		f[audit.Error] = o.Err.Error()
 		log.WithFields(f).Error(msg)
@@ -154,8 +156,8 @@ func LogPrevent(log logrus.FieldLogger, dir string, freed int64, took time.Durat
 	}
 	if err != nil {
 		f[audit.Error] = err.Error()
-		log.WithFields(f).Warnf("memcg reclaim before rmdir of %s failed after %s: %v", dir, round(took), err)
+		log.WithFields(f).Warnf("memcg reclaim before rmdir of %s failed after %s: %v", dir, RoundDuration(took), err)
 		return
 	}
-	log.WithFields(f).Infof("memcg reclaim before rmdir of %s: freed %d bytes in %s", dir, freed, round(took))
+	log.WithFields(f).Infof("memcg reclaim before rmdir of %s: freed %d bytes in %s", dir, freed, RoundDuration(took))
 }
