@@ -15,11 +15,9 @@ import (
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
-	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
-	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
 	"github.com/cgroupclean/cgroupclean/daemon/logging"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 	"github.com/sirupsen/logrus"
@@ -324,7 +322,6 @@ func TestUnitOnlyWhenSystemdOwnsIt(t *testing.T) {
 	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
 		sd := testbed.StartUserSystemd(t)
 		ctrd := testbed.StartContainerd(t)
-		ctx := context.Background()
 		slicePath := func(uid string) string {
 			return "kubepods.slice/kubepods-burstable.slice/" + names.SystemdPodSlice(names.Burstable, uid)
 		}
@@ -343,11 +340,7 @@ func TestUnitOnlyWhenSystemdOwnsIt(t *testing.T) {
 		dirUID := testbed.RandomUID()
 		must(t, sd.Root.Mkdir(slicePath(dirUID)))
 
-		m, err := sdunit.Connect(ctx, sd.Bus)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+		m := connectSystemd(t, sd)
 		unit := names.SystemdPodSlice(names.Burstable, unitUID)
 		waitActive(t, m, unit)
 
@@ -357,11 +350,7 @@ func TestUnitOnlyWhenSystemdOwnsIt(t *testing.T) {
 		cfg.Cgroup.KubeletRoot = testbed.KubeletRoot(t)
 		cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
 		cfg.Clean.UseSystemd, cfg.Clean.SystemdBus = "always", sd.Bus
-		c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialCRI(t, cfg)
 		e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
 		results := auditPass(t, e, journalLogger(t, "info", os.Stderr), 1)
 		if len(results) != 3 {

@@ -58,12 +58,18 @@ func newNode(t *testing.T) *node {
 
 func (n *node) engine(t *testing.T) *engine.Engine {
 	t.Helper()
-	c, err := cri.Dial(n.cfg.Runtime.Endpoint, n.cfg.Runtime.Timeout.Duration)
+	return &engine.Engine{Config: n.cfg, Runtime: dialCRI(t, n.cfg)}
+}
+
+// dialCRI is a CRI client of cfg's runtime, closed when the test ends.
+func dialCRI(t *testing.T, cfg config.Config) *cri.Client {
+	t.Helper()
+	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	return &engine.Engine{Config: n.cfg, Runtime: c}
+	return c
 }
 
 // podPath is the cgroupfs pod cgroup path inside the root.
@@ -327,11 +333,7 @@ func TestStalledRuntimeRemovesNothing(t *testing.T) {
 	cfg.Runtime.Timeout = config.Duration{Duration: 500 * time.Millisecond}
 	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = r.Rel("kubepods"), t.TempDir()
 	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses = config.Duration{}, 1
-	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialCRI(t, cfg)
 	e := &engine.Engine{Config: cfg, Runtime: c}
 	start := time.Now()
 	s, err := e.Scan(context.Background(), nil)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
-	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
@@ -48,6 +47,58 @@ func killPlanned(t *testing.T, e *engine.Engine, path string) *engine.Scan {
 	return s
 }
 
+// systemdPod is a burstable pod slice of a real systemd --user with a
+// process in a container scope, a real containerd that has no sandbox of
+// it, and a connection to that systemd.
+type systemdPod struct {
+	sd         *testbed.UserSystemd
+	ctrd       *testbed.Containerd
+	m          *sdunit.Manager
+	uid, slice string
+	chain      string // the slice's path below the systemd root
+	proc       *testbed.Process
+}
+
+func newSystemdPod(t *testing.T, scopeID int) *systemdPod {
+	t.Helper()
+	p := &systemdPod{sd: testbed.StartUserSystemd(t), ctrd: testbed.StartContainerd(t), uid: testbed.RandomUID()}
+	p.slice = names.SystemdPodSlice(names.Burstable, p.uid)
+	p.chain = "kubepods.slice/kubepods-burstable.slice/" + p.slice
+	p.proc = testbed.StartProcess(t, "sleep", "300")
+	p.sd.StartScope(t, p.chain+"/crio-"+hexID(scopeID)+".scope", p.proc.PID)
+	p.m = connectSystemd(t, p.sd)
+	waitActive(t, p.m, p.slice)
+	return p
+}
+
+// engine is a kill-enabled engine for the pod root podRoot (below the
+// systemd root) asking units, or the real systemd when units is nil.
+func (p *systemdPod) engine(t *testing.T, podRoot string, units engine.Units) *engine.Engine {
+	t.Helper()
+	if units == nil {
+		units = engine.SystemdUnits(p.m, 10*time.Second)
+	}
+	cfg := killCfg(t, p.ctrd.Endpoint(), p.sd.Root.Rel(podRoot))
+	return &engine.Engine{Config: cfg, Runtime: dialCRI(t, cfg), Units: units}
+}
+
+// wantRefused checks the only result is a refusal for reason that killed
+// nothing.
+func wantRefused(t *testing.T, results []engine.Result, reason decide.Reason) {
+	t.Helper()
+	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != reason || len(results[0].Killed) != 0 {
+		t.Fatalf("results %+v", results)
+	}
+}
+
+// wantActive checks systemd still has unit active after the pass.
+func wantActive(t *testing.T, m *sdunit.Manager, unit string) {
+	t.Helper()
+	if u, err := m.Lookup(context.Background(), unit); err != nil || u.ActiveState != "active" {
+		t.Fatalf("%s after the pass: %+v %v", unit, u, err)
+	}
+}
+
 // With systemd unreachable the orphan is refused (systemd-unreachable)
 // before its process is killed: the process lives.
 func TestKillRefusedWhenSystemdUnreachable(t *testing.T) {
@@ -59,21 +110,9 @@ func TestKillRefusedWhenSystemdUnreachable(t *testing.T) {
 	proc := testbed.StartProcess(t, "sleep", "300")
 	must(t, r.AddProc(pod+"/crio-"+hexID(40)+".scope", proc.PID))
 	cfg := killCfg(t, ctrd.Endpoint(), r.Rel("kubepods.slice"))
-	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, bErr := sdunit.Connect(context.Background(), "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
-	if bErr == nil {
-		t.Fatal("connected to a bus that does not exist")
-	}
-	e := &engine.Engine{Config: cfg, Runtime: c, UnitsErr: bErr}
+	e := &engine.Engine{Config: cfg, Runtime: dialCRI(t, cfg), UnitsErr: unreachableSystemd(t)}
 	s := killPlanned(t, e, r.Rel(pod))
-	results := e.Apply(context.Background(), s, false)
-	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.SystemdUnreachable || len(results[0].Killed) != 0 {
-		t.Fatalf("results %+v", results)
-	}
+	wantRefused(t, e.Apply(context.Background(), s, false), decide.SystemdUnreachable)
 	if proc.Wait(200 * time.Millisecond) {
 		t.Fatal("the process of a refused removal was killed")
 	}
@@ -83,44 +122,21 @@ func TestKillRefusedWhenSystemdUnreachable(t *testing.T) {
 // check refuses it (unit-cgroup-mismatch) before anything is killed, and
 // both the process in it and the one in systemd's scope live.
 func TestKillRefusedOnUnitMismatch(t *testing.T) {
-	sd := testbed.StartUserSystemd(t)
-	ctrd := testbed.StartContainerd(t)
-	ctx := context.Background()
-	uid := testbed.RandomUID()
-	slice := names.SystemdPodSlice(names.Burstable, uid)
-	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
-	owned := testbed.StartProcess(t, "sleep", "300")
-	sd.StartScope(t, chain+"/crio-"+hexID(41)+".scope", owned.PID)
+	p := newSystemdPod(t, 41)
+	owned := p.proc
 	// The same names under another pod root, with a process of its own.
-	other := "elsewhere/" + chain + "/crio-" + hexID(42) + ".scope"
-	must(t, sd.Root.Mkdir(other))
+	other := "elsewhere/" + p.chain + "/crio-" + hexID(42) + ".scope"
+	must(t, p.sd.Root.Mkdir(other))
 	proc := testbed.StartProcess(t, "sleep", "300")
-	must(t, sd.Root.AddProc(other, proc.PID))
+	must(t, p.sd.Root.AddProc(other, proc.PID))
 
-	m, err := sdunit.Connect(ctx, sd.Bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	waitActive(t, m, slice)
-	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("elsewhere/kubepods.slice"))
-	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
-	s := killPlanned(t, e, sd.Root.Rel("elsewhere/"+chain))
-	results := e.Apply(ctx, s, false)
-	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.UnitNotOwned || len(results[0].Killed) != 0 {
-		t.Fatalf("results %+v", results)
-	}
+	e := p.engine(t, "elsewhere/kubepods.slice", nil)
+	s := killPlanned(t, e, p.sd.Root.Rel("elsewhere/"+p.chain))
+	wantRefused(t, e.Apply(context.Background(), s, false), decide.UnitNotOwned)
 	if proc.Wait(200*time.Millisecond) || !owned.Alive() {
 		t.Fatalf("a process was killed by a refused removal: elsewhere alive=%v, systemd's alive=%v", proc.Alive(), owned.Alive())
 	}
-	if u, err := m.Lookup(ctx, slice); err != nil || u.ActiveState != "active" {
-		t.Fatalf("systemd's slice after the pass: %+v %v", u, err)
-	}
+	wantActive(t, p.m, p.slice)
 }
 
 // recreatingUnits is the real systemd client; the first Lookup also has
@@ -141,41 +157,17 @@ func (u *recreatingUnits) Lookup(ctx context.Context, unit string) (bool, string
 // kill: a pod that came back meanwhile is refused (runtime-lists-now) and
 // its processes live.
 func TestKillRefusedWhenPodComesBackBeforeKill(t *testing.T) {
-	sd := testbed.StartUserSystemd(t)
-	ctrd := testbed.StartContainerd(t)
-	ctx := context.Background()
-	uid := testbed.RandomUID()
-	slice := names.SystemdPodSlice(names.Burstable, uid)
-	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
-	proc := testbed.StartProcess(t, "sleep", "300")
-	sd.StartScope(t, chain+"/crio-"+hexID(43)+".scope", proc.PID)
-	m, err := sdunit.Connect(ctx, sd.Bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	waitActive(t, m, slice)
-	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("kubepods.slice"))
-	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	units := &recreatingUnits{Units: engine.SystemdUnits(m, 10*time.Second), recreate: func() {
-		ctrd.RunPod(t, sd.CgroupPath("sandboxes/pod"+uid), uid, "back")
+	p := newSystemdPod(t, 43)
+	units := &recreatingUnits{Units: engine.SystemdUnits(p.m, 10*time.Second), recreate: func() {
+		p.ctrd.RunPod(t, p.sd.CgroupPath("sandboxes/pod"+p.uid), p.uid, "back")
 	}}
-	e := &engine.Engine{Config: cfg, Runtime: c, Units: units}
-	s := killPlanned(t, e, sd.Root.Rel(chain))
-	results := e.Apply(ctx, s, false)
-	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.RuntimeListsNow || len(results[0].Killed) != 0 {
-		t.Fatalf("results %+v", results)
-	}
-	if proc.Wait(200 * time.Millisecond) {
+	e := p.engine(t, "kubepods.slice", units)
+	s := killPlanned(t, e, p.sd.Root.Rel(p.chain))
+	wantRefused(t, e.Apply(context.Background(), s, false), decide.RuntimeListsNow)
+	if p.proc.Wait(200 * time.Millisecond) {
 		t.Fatal("the process of a pod that came back was killed")
 	}
-	if u, err := m.Lookup(ctx, slice); err != nil || u.ActiveState != "active" {
-		t.Fatalf("slice after the pass: %+v %v", u, err)
-	}
+	wantActive(t, p.m, p.slice)
 }
 
 // An orphan pod slice for which systemd has a start job queued (kubelet
@@ -183,46 +175,23 @@ func TestKillRefusedWhenPodComesBackBeforeKill(t *testing.T) {
 // stop in mode "fail" is refused, the slice stays active, the job and the
 // processes in it are untouched.
 func TestStopRefusedWhileStartQueued(t *testing.T) {
-	sd := testbed.StartUserSystemd(t)
-	ctrd := testbed.StartContainerd(t)
+	p := newSystemdPod(t, 44)
 	ctx := context.Background()
-	uid := testbed.RandomUID()
-	slice := names.SystemdPodSlice(names.Burstable, uid)
-	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
-	proc := testbed.StartProcess(t, "sleep", "300")
-	sd.StartScope(t, chain+"/crio-"+hexID(44)+".scope", proc.PID)
-	m, err := sdunit.Connect(ctx, sd.Bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	waitActive(t, m, slice)
-	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("kubepods.slice"))
-	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
-	s := killPlanned(t, e, sd.Root.Rel(chain))
+	e := p.engine(t, "kubepods.slice", nil)
+	s := killPlanned(t, e, p.sd.Root.Rel(p.chain))
 	// The start job: a oneshot service in the slice, queued after the scan.
 	ch := make(chan string, 1)
-	if _, err := sd.Conn(t).StartTransientUnitContext(ctx, "pod-start-"+uid[:8]+".service", "fail", []sddbus.Property{
-		sddbus.PropSlice(slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
+	if _, err := p.sd.Conn(t).StartTransientUnitContext(ctx, "pod-start-"+p.uid[:8]+".service", "fail", []sddbus.Property{
+		sddbus.PropSlice(p.slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
 		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
 	}, ch); err != nil {
 		t.Fatal(err)
 	}
-	results := e.Apply(ctx, s, false)
-	if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.UnitJobPending || len(results[0].Killed) != 0 {
-		t.Fatalf("results %+v", results)
-	}
-	if proc.Wait(200 * time.Millisecond) {
+	wantRefused(t, e.Apply(ctx, s, false), decide.UnitJobPending)
+	if p.proc.Wait(200 * time.Millisecond) {
 		t.Fatal("the process of a refused removal was killed")
 	}
-	if u, err := m.Lookup(ctx, slice); err != nil || u.ActiveState != "active" {
-		t.Fatalf("slice after the pass: %+v %v", u, err)
-	}
+	wantActive(t, p.m, p.slice)
 	select {
 	case r := <-ch:
 		t.Fatalf("the start job ended (%s)", r)
@@ -233,14 +202,8 @@ func TestStopRefusedWhileStartQueued(t *testing.T) {
 // With every check passed, an orphan slice with a process is stopped
 // through systemd (which ends the process) and removed everywhere.
 func TestKillWithSystemdStopsAndRemoves(t *testing.T) {
-	sd := testbed.StartUserSystemd(t)
-	ctrd := testbed.StartContainerd(t)
-	ctx := context.Background()
-	uid := testbed.RandomUID()
-	slice := names.SystemdPodSlice(names.Burstable, uid)
-	chain := "kubepods.slice/kubepods-burstable.slice/" + slice
-	proc := testbed.StartProcess(t, "sleep", "300")
-	sd.StartScope(t, chain+"/crio-"+hexID(45)+".scope", proc.PID)
+	p := newSystemdPod(t, 45)
+	sd, chain := p.sd, p.chain
 	// A leftover in a hierarchy systemd does not manage, with a process
 	// of its own: killed by the engine after the stop.
 	left := testbed.StartProcess(t, "sleep", "300")
@@ -252,28 +215,16 @@ func TestKillWithSystemdStopsAndRemoves(t *testing.T) {
 			blkio = append(blkio, left.PID)
 		}
 	}
-	m, err := sdunit.Connect(ctx, sd.Bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	waitActive(t, m, slice)
-	cfg := killCfg(t, ctrd.Endpoint(), sd.Root.Rel("kubepods.slice"))
-	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
+	e := p.engine(t, "kubepods.slice", nil)
 	s := killPlanned(t, e, sd.Root.Rel(chain))
-	results := e.Apply(ctx, s, false)
+	results := e.Apply(context.Background(), s, false)
 	if len(results) != 1 || results[0].Outcome != engine.Removed || results[0].UnitStopped == "" {
 		t.Fatalf("results %+v", results)
 	}
 	if fmt.Sprint(results[0].Killed) != fmt.Sprint(blkio) {
 		t.Errorf("killed %v, want the leftover %v", results[0].Killed, blkio)
 	}
-	if !proc.Wait(5*time.Second) || !left.Wait(5*time.Second) {
+	if !p.proc.Wait(5*time.Second) || !left.Wait(5*time.Second) {
 		t.Fatal("the orphan's processes still run")
 	}
 	if n := sd.Root.Exists(chain); n != 0 {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
-	"github.com/cgroupclean/cgroupclean/cgroupclean/cri"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
@@ -52,11 +51,7 @@ func TestSystemdDriverStopsOrphanSliceOnly(t *testing.T) {
 	// A leftover dir in a hierarchy systemd does not manage, as runc leaves.
 	must(t, sd.Root.Mkdir(slicePath(orphanUID)+"/crio-"+hexID(12)+".scope"))
 
-	m, err := sdunit.Connect(ctx, sd.Bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := connectSystemd(t, sd)
 	waitActive(t, m, names.SystemdPodSlice(names.Burstable, orphanUID))
 
 	cfg := config.Default()
@@ -66,11 +61,7 @@ func TestSystemdDriverStopsOrphanSliceOnly(t *testing.T) {
 	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
 	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
 	cfg.Clean.UseSystemd, cfg.Clean.SystemdBus = "always", sd.Bus
-	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialCRI(t, cfg)
 	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
 
 	liveDirs := sd.Root.Exists(slicePath(liveUID) + "/crio-" + hexID(10) + ".scope")
@@ -124,16 +115,8 @@ func TestSystemdUnreachableKeepsUnits(t *testing.T) {
 	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = r.Rel("kubepods.slice"), t.TempDir()
 	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
 	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
-	c, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, bErr := sdunit.Connect(context.Background(), "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
-	if bErr == nil {
-		t.Fatal("connected to a bus that does not exist")
-	}
-	e := &engine.Engine{Config: cfg, Runtime: c, UnitsErr: bErr}
+	c := dialCRI(t, cfg)
+	e := &engine.Engine{Config: cfg, Runtime: c, UnitsErr: unreachableSystemd(t)}
 	s, err := e.Scan(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -160,4 +143,26 @@ func waitActive(t *testing.T, m *sdunit.Manager, unit string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// connectSystemd is a client of sd's manager, closed when the test ends.
+func connectSystemd(t *testing.T, sd *testbed.UserSystemd) *sdunit.Manager {
+	t.Helper()
+	m, err := sdunit.Connect(context.Background(), sd.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// unreachableSystemd is the error of connecting to a bus that does not
+// exist, as the engine gets it when systemd cannot be asked.
+func unreachableSystemd(t *testing.T) error {
+	t.Helper()
+	_, err := sdunit.Connect(context.Background(), "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
+	if err == nil {
+		t.Fatal("connected to a bus that does not exist")
+	}
+	return err
 }
