@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,54 +20,9 @@ import (
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
 
-const helperEnv = "CGROUPCLEAN_DOCTOR_HELPER"
-
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(helperEnv); spec != "" {
-		if err := chargeHelper(spec); err != nil {
-			fmt.Fprintln(os.Stderr, "doctor helper:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testbed.ChargeMain()
 	os.Exit(m.Run())
-}
-
-// chargeHelper runs in a child: it joins each memcg of the spec, writes a
-// file there (page cache charged to it, which keeps it dying after its
-// rmdir), and goes back home.
-func chargeHelper(spec string) error {
-	p := strings.Split(spec, "\n")
-	if len(p) != 4 {
-		return fmt.Errorf("bad spec %q", spec)
-	}
-	parent, data, home := p[0], p[1], p[2]
-	n, err := strconv.Atoi(p[3])
-	if err != nil {
-		return err
-	}
-	pid := []byte(strconv.Itoa(os.Getpid()))
-	for i := range n {
-		if err := os.WriteFile(filepath.Join(parent, "z"+strconv.Itoa(i), "cgroup.procs"), pid, 0o644); err != nil {
-			return err
-		}
-		f, err := os.Create(filepath.Join(data, "f"+strconv.Itoa(i)))
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(bytes.Repeat([]byte("d"), 64<<10))
-		if err == nil {
-			err = f.Sync()
-		}
-		f.Close()
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(home, "cgroup.procs"), pid, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 type node struct {
@@ -249,12 +203,7 @@ func TestDoctorCountsDying(t *testing.T) {
 	testbed.RequireRoot(t)
 	root := testbed.NewCgroupRoot(t, "doctor-dying")
 	mem := hier(t, root, func(h hierarchy.Hierarchy) bool { return h.Version == 1 && h.Has("memory") }, "a v1 memory hierarchy")
-	data := t.TempDir()
-	var st unix.Statfs_t
-	if err := unix.Statfs(data, &st); err != nil {
-		t.Fatal(err)
-	}
-	testbed.Need(t, st.Type != unix.TMPFS_MAGIC, "a temp dir on a disk filesystem")
+	data := testbed.DiskTempDir(t)
 	hs, err := hierarchy.Discover("/sys/fs/cgroup")
 	if err != nil {
 		t.Fatal(err)
@@ -273,19 +222,9 @@ func TestDoctorCountsDying(t *testing.T) {
 		return 0
 	}
 	const n = 200
-	for i := range n {
-		if err := root.MkdirIn(mem, "z"+strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	before := count()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join([]string{mem.Path(root.Rel("")), data, mem.Path(root.Rel("")), strconv.Itoa(n)}, "\n"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
-	for i := range n {
-		if err := unix.Rmdir(mem.Path(root.Rel("z" + strconv.Itoa(i)))); err != nil {
+	for _, d := range root.ChargeMemcgs(t, mem, "", "", data, n, 64<<10) {
+		if err := unix.Rmdir(d); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,60 +27,14 @@ import (
 // fixture files in action_test.go.
 
 const (
-	helperEnv  = "CGROUPCLEAN_MEMCG_HELPER"
 	fileSize   = 256 << 10
 	nZombies   = 300
 	settleTime = 10 * time.Second
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
-		if err := zombieHelper(os.Getenv(helperEnv)); err != nil {
-			fmt.Fprintln(os.Stderr, "memcg helper:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testbed.ChargeMain()
 	os.Exit(m.Run())
-}
-
-// zombieHelper runs in a child process: for each memcg dir it joins it,
-// writes a file (page cache charged to that memcg), fsyncs it so the pages
-// are clean, then moves back to home. It never touches a cgroup outside the
-// test root, and the parent test rmdirs the memcgs.
-func zombieHelper(spec string) error {
-	parts := strings.Split(spec, "\n")
-	if len(parts) != 4 {
-		return fmt.Errorf("bad spec %q", spec)
-	}
-	parent, data, home := parts[0], parts[1], parts[2]
-	n, err := strconv.Atoi(parts[3])
-	if err != nil {
-		return err
-	}
-	pid := []byte(strconv.Itoa(os.Getpid()))
-	buf := bytes.Repeat([]byte("z"), fileSize)
-	for i := range n {
-		dir := filepath.Join(parent, "z"+strconv.Itoa(i))
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), pid, 0o644); err != nil {
-			return err
-		}
-		f, err := os.Create(filepath.Join(data, "f"+strconv.Itoa(i)))
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(buf); err != nil {
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			return err
-		}
-		f.Close()
-		if err := os.WriteFile(filepath.Join(home, "cgroup.procs"), pid, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 type memTestbed struct {
@@ -109,14 +62,8 @@ func newMemTestbed(t *testing.T) *memTestbed {
 		t.Fatal(err)
 	}
 	tb.podDir = tb.mem.Path(tb.podRoot)
-	// Made after the cgroup root, so it is removed first: deleting the
-	// files uncharges their pages and frees any zombie left behind.
-	tb.dataDir = t.TempDir()
-	var st unix.Statfs_t
-	if err := unix.Statfs(tb.dataDir, &st); err != nil {
-		t.Fatal(err)
-	}
-	testbed.Need(t, st.Type != unix.TMPFS_MAGIC, "a temp dir on a disk filesystem (tmpfs pages are not reclaimable)")
+	// Made after the cgroup root, so it is removed first.
+	tb.dataDir = testbed.DiskTempDir(t)
 	p, err := NewProbe(Paths{ProcRoot: "/proc", MemoryRoot: tb.mem.Mountpoint, PodRoot: tb.podRoot}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -129,18 +76,7 @@ func newMemTestbed(t *testing.T) *memTestbed {
 // charged by the helper process, and leaves them empty of tasks.
 func (tb *memTestbed) chargeChildren(t *testing.T, n int) {
 	t.Helper()
-	tb.children = tb.children[:0]
-	for i := range n {
-		if err := tb.root.MkdirIn(tb.mem, filepath.Join("pods", "z"+strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-		tb.children = append(tb.children, filepath.Join(tb.podDir, "z"+strconv.Itoa(i)))
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join([]string{tb.podDir, tb.dataDir, tb.mem.Path(tb.root.Name), strconv.Itoa(n)}, "\n"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
+	tb.children = tb.root.ChargeMemcgs(t, tb.mem, "pods", "", tb.dataDir, n, fileSize)
 }
 
 func (tb *memTestbed) sample(t *testing.T) Sample {
