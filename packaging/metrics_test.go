@@ -6,9 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,20 +46,7 @@ func dropInRoot(t *testing.T, withDropIn bool) string {
 
 func exposure(t *testing.T, root string) float64 {
 	t.Helper()
-	cmd := exec.Command(needSystemdAnalyze(t), "security", "--offline=true", "--no-pager", "--root="+root, unitName)
-	cmd.Env = append(os.Environ(), "SYSTEMD_COLORS=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no exposure level in:\n%s", out)
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := securityExposure(t, "--root="+root, unitName)
 	return v
 }
 
@@ -81,29 +66,11 @@ func TestMetricsDropInSecurity(t *testing.T) {
 // systemd-analyze verify of the unit with the drop-in: no unknown key, no
 // bad value.
 func TestMetricsDropInVerify(t *testing.T) {
-	sa := needSystemdAnalyze(t)
-	hostUnits := "/usr/lib/systemd/system"
+	needSystemdAnalyze(t)
 	if _, err := os.Stat(filepath.Join(hostUnits, "multi-user.target")); err != nil {
 		t.Skip("no host units") // TestUnitVerify reports it with Need
 	}
-	root := dropInRoot(t, true)
-	mustRun(t, "mkdir", "-p", root+"/usr/bin", root+"/man/man8")
-	mustRun(t, "sh", "-c", "cp -an "+hostUnits+"/. "+root+"/usr/lib/systemd/system/")
-	for _, l := range [][2]string{{"usr/bin", "bin"}, {"usr/lib", "lib"}} {
-		if err := os.Symlink(l[0], filepath.Join(root, l[1])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, exe := range []string{"cgroupcleand", "kill"} {
-		if err := os.WriteFile(filepath.Join(root, "usr/bin", exe), []byte("#!/bin/sh\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	copyFile(t, "man/cgroupcleand.8", filepath.Join(root, "man/man8/cgroupcleand.8"))
-	cmd := exec.Command(sa, "verify", "--root="+root, unitName)
-	cmd.Env = append(os.Environ(), "MANPATH="+filepath.Join(root, "man"), "SYSTEMD_LOG_COLOR=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+	if out, err := verifyInRoot(t, dropInRoot(t, true)); err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify with the drop-in: err=%v\n%s", err, out)
 	}
 }

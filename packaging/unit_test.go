@@ -19,6 +19,10 @@ import (
 // root, CAP_KILL, AF_UNIX, and writable cgroupfs, which the job needs.
 const maxExposure = 1.5
 
+// hostUnits holds the host's systemd units, which verify needs for
+// multi-user.target and friends.
+const hostUnits = "/usr/lib/systemd/system"
+
 func needSystemdAnalyze(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("systemd-analyze")
@@ -32,14 +36,29 @@ func needSystemdAnalyze(t *testing.T) string {
 // (verify checks Documentation=man:...). Any output is a failure: verify
 // exits 0 on unknown keys and only prints them.
 func TestUnitVerify(t *testing.T) {
-	sa := needSystemdAnalyze(t)
-	hostUnits := "/usr/lib/systemd/system"
+	needSystemdAnalyze(t)
 	_, err := os.Stat(filepath.Join(hostUnits, "multi-user.target"))
 	testbed.Need(t, err == nil, "systemd's units in "+hostUnits)
 
 	root := t.TempDir()
-	mustRun(t, "mkdir", "-p", root+"/usr/lib/systemd", root+"/usr/bin", root+"/man/man8")
-	mustRun(t, "cp", "-a", hostUnits, root+"/usr/lib/systemd/")
+	unitDir := filepath.Join(root, "usr/lib/systemd/system")
+	mustRun(t, "mkdir", "-p", unitDir)
+	copyFile(t, filepath.Join(repoRoot, unitSource), filepath.Join(unitDir, unitName))
+	if out, err := verifyInRoot(t, root); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: err=%v\n%s", err, out)
+	}
+}
+
+// verifyInRoot runs `systemd-analyze verify` on the unit laid out in root
+// (in usr/lib/systemd/system, drop-ins in etc), after adding the host's
+// units without replacing those, /bin and /lib links, an
+// executable at the ExecStart/ExecReload paths and the man page on
+// MANPATH.
+func verifyInRoot(t *testing.T, root string) ([]byte, error) {
+	t.Helper()
+	sa := needSystemdAnalyze(t)
+	mustRun(t, "mkdir", "-p", root+"/usr/lib/systemd/system", root+"/usr/bin", root+"/man/man8")
+	mustRun(t, "sh", "-c", "cp -an "+hostUnits+"/. "+root+"/usr/lib/systemd/system/")
 	for _, l := range [][2]string{{"usr/bin", "bin"}, {"usr/lib", "lib"}} {
 		if err := os.Symlink(l[0], filepath.Join(root, l[1])); err != nil {
 			t.Fatal(err)
@@ -50,21 +69,19 @@ func TestUnitVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	copyFile(t, filepath.Join(repoRoot, unitSource), filepath.Join(root, "usr/lib/systemd/system", unitName))
 	copyFile(t, "man/cgroupcleand.8", filepath.Join(root, "man/man8/cgroupcleand.8"))
-
 	cmd := exec.Command(sa, "verify", "--root="+root, unitName)
 	cmd.Env = append(os.Environ(), "MANPATH="+filepath.Join(root, "man"), "SYSTEMD_LOG_COLOR=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Errorf("systemd-analyze verify: err=%v\n%s", err, out)
-	}
+	return cmd.CombinedOutput()
 }
 
-// TestUnitSecurity checks the exposure score of the unit file as written.
-func TestUnitSecurity(t *testing.T) {
-	sa := needSystemdAnalyze(t)
-	cmd := exec.Command(sa, "security", "--offline=true", "--no-pager", filepath.Join(repoRoot, unitSource))
+// securityExposure runs `systemd-analyze security --offline=true` with
+// args (a unit file, or --root and a unit name) and returns the overall
+// exposure level and the whole output.
+func securityExposure(t *testing.T, args ...string) (float64, []byte) {
+	t.Helper()
+	args = append([]string{"security", "--offline=true", "--no-pager"}, args...)
+	cmd := exec.Command(needSystemdAnalyze(t), args...)
 	cmd.Env = append(os.Environ(), "SYSTEMD_COLORS=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -74,10 +91,16 @@ func TestUnitSecurity(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no exposure level in:\n%s", out)
 	}
-	score, err := strconv.ParseFloat(string(m[1]), 64)
+	v, err := strconv.ParseFloat(string(m[1]), 64)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v, out
+}
+
+// TestUnitSecurity checks the exposure score of the unit file as written.
+func TestUnitSecurity(t *testing.T) {
+	score, out := securityExposure(t, filepath.Join(repoRoot, unitSource))
 	t.Logf("systemd-analyze security exposure: %.1f", score)
 	if score > maxExposure {
 		t.Errorf("exposure %.1f > %.1f:\n%s", score, maxExposure, out)
