@@ -46,10 +46,15 @@ func newAuditNode(t *testing.T, level string) auditNode {
 
 func (n auditNode) path(uid string) string { return n.root.Rel("kubepods/besteffort/pod" + uid) }
 
-// checkRemoval: the orphan's removal has an intent record and an outcome
-// record with the same ACTION_ID, as the README's queries find them.
-func (n auditNode) checkRemoval(t *testing.T, j *testbed.Journal) {
+// cleanAndCheckRemoval runs `clean`; the orphan's removal has an intent
+// record and an outcome record with the same ACTION_ID, as the README's
+// queries find them.
+func (n auditNode) cleanAndCheckRemoval(t *testing.T, j *testbed.Journal) {
 	t.Helper()
+	if code, out, errs := runCLI("clean", "--config", n.cfg); code != 0 {
+		t.Fatalf("clean: %d\n%s\n%s", code, out, errs)
+	}
+	j.Sync(t)
 	removed := j.Query(t, "MESSAGE_ID="+audit.IDOrphanRemoved, "DRY_RUN=false", "SYSLOG_IDENTIFIER=cgroupcleand")
 	if len(removed) != 1 || removed[0]["POD_UID"] != n.goneUID || removed[0][audit.CgroupPath] != n.path(n.goneUID) ||
 		removed[0][audit.Action] != "remove" || removed[0][audit.Kind] != "pod" || removed[0][audit.RemovedDirs] != fmt.Sprint(len(n.root.Hierarchies)) || removed[0]["PRIORITY"] != "6" {
@@ -71,11 +76,7 @@ func (n auditNode) checkRemoval(t *testing.T, j *testbed.Journal) {
 func TestAuditTrailInJournald(t *testing.T) {
 	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
 		n := newAuditNode(t, "info")
-		if code, out, errs := runCLI("clean", "--config", n.cfg); code != 0 {
-			t.Fatalf("clean: %d\n%s\n%s", code, out, errs)
-		}
-		j.Sync(t)
-		n.checkRemoval(t, j)
+		n.cleanAndCheckRemoval(t, j)
 		kept := j.Query(t, "MESSAGE_ID="+audit.IDKeptSummary, "REASON=kubelet-tracks-pod")
 		if len(kept) != 1 || kept[0][audit.Count] != "1" || kept[0][audit.Examples] != n.path(n.trackUID) {
 			t.Fatalf("why was %s kept: %v", n.trackUID, kept)
@@ -96,11 +97,7 @@ func TestAuditTrailInJournald(t *testing.T) {
 func TestAuditTrailAtLevelWarning(t *testing.T) {
 	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
 		n := newAuditNode(t, "warning")
-		if code, out, errs := runCLI("clean", "--config", n.cfg); code != 0 {
-			t.Fatalf("clean: %d\n%s\n%s", code, out, errs)
-		}
-		j.Sync(t)
-		n.checkRemoval(t, j)
+		n.cleanAndCheckRemoval(t, j)
 		for _, e := range j.Query(t, "SYSLOG_IDENTIFIER=cgroupcleand") {
 			if id := e[audit.MessageID]; !audit.IsActionRecord(id) && e["PRIORITY"] > "4" {
 				t.Errorf("entry below warning that is not an action record: %v", strings.TrimSpace(e["MESSAGE"]))
