@@ -280,15 +280,25 @@ func (c *Containerd) RunPod(t testing.TB, cgroupParent, uid, name string) string
 // cgroup is <cgroupParent>/<containerID>. It returns the container ID.
 func (c *Containerd) CreateStartContainer(t testing.TB, sandboxID, name string) string {
 	t.Helper()
+	return c.startContainer(t, "CreateStartContainer", sandboxID, name, nil, nil)
+}
+
+// startContainer creates and starts a container of PauseImage named name
+// in a sandbox made by RunPod, with command and args (nil: the image's).
+// caller names the exported function in a failure.
+func (c *Containerd) startContainer(t testing.TB, caller, sandboxID, name string, command, args []string) string {
+	t.Helper()
 	c.mu.Lock()
 	sbCfg := c.pods[sandboxID]
 	c.mu.Unlock()
 	if sbCfg == nil {
-		t.Fatalf("CreateStartContainer: sandbox %s was not made by RunPod", sandboxID)
+		t.Fatalf("%s: sandbox %s was not made by RunPod", caller, sandboxID)
 	}
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: name},
 		Image:    &runtimeapi.ImageSpec{Image: PauseImage},
+		Command:  command,
+		Args:     args,
 		LogPath:  name + ".log",
 		Linux: &runtimeapi.LinuxContainerConfig{
 			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
