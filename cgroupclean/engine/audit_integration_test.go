@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -250,7 +249,7 @@ func TestStalledJournaldDoesNotHoldPass(t *testing.T) {
 			must(t, n.root.MkdirIn(h, n.podPath("burstable", kept)))
 			must(t, os.Mkdir(filepath.Join(n.kubelet, "pods", kept), 0o755))
 		}
-		var fallback syncBuffer
+		var fallback testbed.SyncBuffer
 		log := journalLogger(t, "debug", &fallback)
 		e := n.engine(t)
 
@@ -292,24 +291,6 @@ func TestStalledJournaldDoesNotHoldPass(t *testing.T) {
 		}
 		t.Logf("journald stopped: %d entries went to the fallback; notice: %s", dropped, notice["MESSAGE"])
 	})
-}
-
-// syncBuffer is a bytes buffer safe for the fallback goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestUnitOnlyWhenSystemdOwnsIt: with the systemd driver and a real

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -197,7 +196,7 @@ func TestJournalFormatNeedsJournald(t *testing.T) {
 // entries, net.unix.max_dgram_qlen 10 + 1, then blocked until SIGCONT.)
 func TestStalledJournaldBounded(t *testing.T) {
 	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
-		var fallback lockedBuffer
+		var fallback testbed.SyncBuffer
 		l, err := New(FormatJournal, "info", &fallback)
 		if err != nil {
 			t.Fatal(err)
@@ -235,21 +234,4 @@ func TestStalledJournaldBounded(t *testing.T) {
 		}
 		t.Logf("journald stopped: %d of 200 entries taken, logging took %s", taken, took)
 	})
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
