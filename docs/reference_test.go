@@ -2,17 +2,13 @@ package docs
 
 import (
 	"bufio"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
+	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
 
 // The code is the source of truth; these tests fail when a name the code
@@ -85,40 +81,10 @@ func TestEveryJournalReasonInCatalog(t *testing.T) {
 // a new ID is checked without a list kept by hand.
 func messageIDs(t *testing.T) map[string]string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(auditDir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ids := map[string]string{}
-	fset := token.NewFileSet()
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range f.Decls {
-			g, ok := d.(*ast.GenDecl)
-			if !ok || g.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range g.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, n := range vs.Names {
-					if !strings.HasPrefix(n.Name, "ID") || i >= len(vs.Values) {
-						continue
-					}
-					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						v, err := strconv.Unquote(lit.Value)
-						if err != nil {
-							t.Fatal(err)
-						}
-						ids[n.Name] = v
-					}
-				}
-			}
+	for name, v := range testbed.StringConsts(t, auditDir) {
+		if strings.HasPrefix(name, "ID") {
+			ids[name] = v
 		}
 	}
 	if len(ids) == 0 {

@@ -2,15 +2,11 @@ package logging
 
 import (
 	"bufio"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -86,39 +82,11 @@ func parseCatalog(t *testing.T, path string) []catalogEntry {
 // a hand-kept list) means a new ID without a catalog entry fails here.
 func auditConsts(t *testing.T) (ids map[string]string, values map[string]bool) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(auditDir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ids, values = map[string]string{}, map[string]bool{}
-	fset := token.NewFileSet()
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range f.Decls {
-			g, ok := d.(*ast.GenDecl)
-			if !ok || g.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range g.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, n := range vs.Names {
-					lit, ok := vs.Values[i].(*ast.BasicLit)
-					if !ok || lit.Kind != token.STRING {
-						continue
-					}
-					v, _ := strconv.Unquote(lit.Value)
-					values[v] = true
-					if strings.HasPrefix(n.Name, "ID") {
-						ids[n.Name] = v
-					}
-				}
-			}
+	for name, v := range testbed.StringConsts(t, auditDir) {
+		values[v] = true
+		if strings.HasPrefix(name, "ID") {
+			ids[name] = v
 		}
 	}
 	if len(ids) == 0 {
