@@ -321,7 +321,7 @@ func TestUnitOnlyWhenSystemdOwnsIt(t *testing.T) {
 		dirUID := testbed.RandomUID()
 		must(t, sd.Root.Mkdir(slicePath(dirUID)))
 
-		m := connectSystemd(t, sd)
+		m := sd.Manager(t)
 		unit := names.SystemdPodSlice(names.Burstable, unitUID)
 		waitActive(t, m, unit)
 

@@ -66,7 +66,7 @@ func newSystemdPod(t *testing.T, scopeID int) *systemdPod {
 	p.chain = "kubepods.slice/kubepods-burstable.slice/" + p.slice
 	p.proc = testbed.StartProcess(t, "sleep", "300")
 	p.sd.StartScope(t, p.chain+"/crio-"+hexID(scopeID)+".scope", p.proc.PID)
-	p.m = connectSystemd(t, p.sd)
+	p.m = p.sd.Manager(t)
 	waitActive(t, p.m, p.slice)
 	return p
 }

@@ -51,7 +51,7 @@ func TestSystemdDriverStopsOrphanSliceOnly(t *testing.T) {
 	// A leftover dir in a hierarchy systemd does not manage, as runc leaves.
 	must(t, sd.Root.Mkdir(slicePath(orphanUID)+"/crio-"+hexID(12)+".scope"))
 
-	m := connectSystemd(t, sd)
+	m := sd.Manager(t)
 	waitActive(t, m, names.SystemdPodSlice(names.Burstable, orphanUID))
 
 	cfg := config.Default()
@@ -143,17 +143,6 @@ func waitActive(t *testing.T, m *sdunit.Manager, unit string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// connectSystemd is a client of sd's manager, closed when the test ends.
-func connectSystemd(t *testing.T, sd *testbed.UserSystemd) *sdunit.Manager {
-	t.Helper()
-	m, err := sdunit.Connect(context.Background(), sd.Bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
 }
 
 // unreachableSystemd is the error of connecting to a bus that does not

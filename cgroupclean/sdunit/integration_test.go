@@ -126,16 +126,6 @@ func requireProcs(t *testing.T, sd *testbed.UserSystemd, cg string, pid int) {
 	}
 }
 
-func connect(t *testing.T, sd *testbed.UserSystemd) *sdunit.Manager {
-	t.Helper()
-	m, err := sdunit.Connect(context.Background(), sd.Bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
-
 // listed reports whether the manager still lists unit (any state).
 func listed(t *testing.T, sd *testbed.UserSystemd, unit string) bool {
 	t.Helper()
@@ -148,7 +138,7 @@ func listed(t *testing.T, sd *testbed.UserSystemd, unit string) bool {
 
 func TestLookupAndOwnership(t *testing.T) {
 	sd := testbed.StartUserSystemd(t)
-	m := connect(t, sd)
+	m := sd.Manager(t)
 	p := startPod(t, sd, nil)
 	// A same-named pod dir elsewhere in the tree (another runtime's copy,
 	// a restored backup...): systemd's unit must not claim it.
@@ -229,7 +219,7 @@ func TestLookupAndOwnership(t *testing.T) {
 
 func TestStopOrphanLeavesLivePod(t *testing.T) {
 	sd := testbed.StartUserSystemd(t)
-	m := connect(t, sd)
+	m := sd.Manager(t)
 	live := startPod(t, sd, nil)
 	const sigkillAfter = 300 * time.Millisecond
 
@@ -323,7 +313,7 @@ func waitUnlisted(t *testing.T, sd *testbed.UserSystemd, unit string) bool {
 
 func TestStopUnknownUnit(t *testing.T) {
 	sd := testbed.StartUserSystemd(t)
-	m := connect(t, sd)
+	m := sd.Manager(t)
 	for _, tc := range []struct {
 		name    string
 		unit    string
@@ -358,7 +348,7 @@ func TestStopUnknownUnit(t *testing.T) {
 // with an error, whether the timeout or the context ends it.
 func TestStopWaitEnds(t *testing.T) {
 	sd := testbed.StartUserSystemd(t)
-	m := connect(t, sd)
+	m := sd.Manager(t)
 	const stuck = 30 * time.Second // TimeoutStopSec: the stop outlasts every wait
 
 	for _, tc := range []struct {
@@ -449,7 +439,7 @@ func TestConnectForms(t *testing.T) {
 // holds it, and nothing is stopped.
 func TestStopRefusesWhileStartQueued(t *testing.T) {
 	sd := testbed.StartUserSystemd(t)
-	m := connect(t, sd)
+	m := sd.Manager(t)
 	p := startPod(t, sd, nil)
 	// A oneshot service's start job runs until ExecStart exits.
 	svc := "pod-start-" + randHex(4) + ".service"

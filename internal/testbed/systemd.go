@@ -206,6 +206,18 @@ func (s *UserSystemd) Conn(t testing.TB) *sddbus.Conn {
 	return c
 }
 
+// Manager returns the project's sdunit client of the manager, closed when
+// the test ends.
+func (s *UserSystemd) Manager(t testing.TB) *sdunit.Manager {
+	t.Helper()
+	m, err := sdunit.Connect(context.Background(), s.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
 // Log returns what the manager wrote to its console so far.
 func (s *UserSystemd) Log() string {
 	b, _ := os.ReadFile(s.logPath)
