@@ -129,6 +129,7 @@ use_systemd = "never"
 [daemon]
 interval = "1s"
 jitter = 0.0
+state_dir = %q
 
 [log]
 level = "info"
@@ -136,7 +137,7 @@ format = "text"
 
 [metrics]
 listen = "127.0.0.1:%d"
-`, ctrd.Endpoint(), root.Rel("kubepods"), kubelet, port)
+`, ctrd.Endpoint(), root.Rel("kubepods"), kubelet, filepath.Join(dir, "state"), port)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
