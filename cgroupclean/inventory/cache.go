@@ -49,8 +49,8 @@ type cachedPod struct {
 }
 
 type cachedDir struct {
-	nlink    uint64
-	readPass int // 0: none
+	nlink    uint32 // of a pod dir: 2 plus its few container dirs
+	readPass int32  // 0: none
 	children []string
 }
 
@@ -65,7 +65,7 @@ func (c *DirCache) nextPass() {
 	for k, p := range c.pods {
 		kept := false
 		for i := range p.dirs {
-			if d := &p.dirs[i]; d.readPass != 0 && d.readPass < c.pass-c.refresh() {
+			if d := &p.dirs[i]; d.readPass != 0 && int(d.readPass) < c.pass-c.refresh() {
 				*d = cachedDir{}
 			} else if d.readPass != 0 {
 				kept = true
@@ -85,16 +85,16 @@ func (c *DirCache) refresh() int {
 }
 
 // list returns the subdirectories of the directory of pod (a cgroup path)
-// in hierarchy hi, mounted at mountpoint, from the cache when its link
-// count is the one seen when it was last read.
-func (c *DirCache) list(mountpoint string, hi int, pod string) ([]string, error) {
+// in hierarchy hi of nh, mounted at mountpoint, from the cache when its
+// link count is the one seen when it was last read.
+func (c *DirCache) list(mountpoint string, hi, nh int, pod string) ([]string, error) {
 	if c == nil {
 		return readDirs(mountpoint + pod)
 	}
 	c.mu.Lock()
 	p := c.pods[pod]
 	if p == nil {
-		p = &cachedPod{}
+		p = &cachedPod{dirs: make([]cachedDir, max(nh, hi+1))}
 		c.pods[strings.Clone(pod)] = p
 	}
 	for len(p.dirs) <= hi {
@@ -104,7 +104,7 @@ func (c *DirCache) list(mountpoint string, hi int, pod string) ([]string, error)
 	changed := p.changed
 	d := p.dirs[hi]
 	ok := d.readPass != 0
-	trusted := checked && !changed && ok && c.pass-d.readPass < c.refresh()
+	trusted := checked && !changed && ok && c.pass-int(d.readPass) < c.refresh()
 	c.mu.Unlock()
 	if trusted {
 		return d.children, nil
@@ -115,7 +115,7 @@ func (c *DirCache) list(mountpoint string, hi int, pod string) ([]string, error)
 		return nil, &fs.PathError{Op: "lstat", Path: dir, Err: err}
 	}
 	c.mu.Lock()
-	fresh := ok && d.nlink == uint64(st.Nlink) && c.pass-d.readPass < c.refresh()
+	fresh := ok && uint64(d.nlink) == uint64(st.Nlink) && c.pass-int(d.readPass) < c.refresh()
 	if !checked {
 		p.checkedPass, p.changed = c.pass, !fresh
 	}
@@ -135,7 +135,7 @@ func (c *DirCache) list(mountpoint string, hi int, pod string) ([]string, error)
 			break
 		}
 	}
-	p.dirs[hi] = cachedDir{nlink: uint64(st.Nlink), readPass: c.pass, children: children}
+	p.dirs[hi] = cachedDir{nlink: uint32(st.Nlink), readPass: int32(c.pass), children: children}
 	c.mu.Unlock()
 	return children, nil
 }
