@@ -60,6 +60,8 @@ type Result struct {
 // checks (reading cgroup.procs in every directory) cost as much again.
 // They run at most one removal ahead, and checks older than MaxCheckAge
 // when their removal starts (a slow unit stop before them) are redone.
+// One answer of the runtime serves the checks that start within
+// ShareRuntimeAnswer of it; their age counts from when it was asked.
 func (e *Engine) Apply(ctx context.Context, s *Scan, dryRun bool) []Result {
 	var results []Result
 	add := func(r Result) {
