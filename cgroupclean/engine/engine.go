@@ -176,10 +176,11 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	in := decide.Input{Inventory: inv, Snapshot: snap, Index: idx, RuntimeErr: rtErr, KubeletPods: kubelet, KubeletErr: kErr, Sightings: sightings, Now: e.now()}
 	pol := Policy(e.Config)
 	// Count processes only where every earlier gate passed.
-	if cands := decide.Candidates(decide.Decide(in, pol)); len(cands) > 0 {
+	first := decide.Decide(in, pol)
+	if cands := decide.Candidates(first); len(cands) > 0 {
 		in.Procs = e.countProcesses(hs, cands)
 	}
-	s.Plan = decide.Decide(in, pol)
+	s.Plan = decide.Redecide(first, in, pol)
 	s.Took = time.Since(start)
 	return s, nil
 }

@@ -77,3 +77,44 @@ func TestDirCacheOnCgroupfs(t *testing.T) {
 		t.Fatal("a dir leaked in one hierarchy was not seen within Refresh passes")
 	}
 }
+
+// The cache holds one entry per pod, and hierarchies whose pod directory
+// lists the same names share one listing (the daemon's memory at 10,000
+// pods); a hierarchy with other names keeps its own.
+func TestDirCacheSharesListings(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "dircacheshare")
+	testbed.Need(t, len(r.Hierarchies) >= 3, "at least 3 cgroup hierarchies")
+	pod := "kubepods/burstable/pod3f1c2b7a-9d41-4e0b-8c2e-5a6b7c8d9e0f"
+	if err := r.Mkdir(pod + "/" + strings.Repeat("a", 64)); err != nil {
+		t.Fatal(err)
+	}
+	last := r.Hierarchies[len(r.Hierarchies)-1]
+	if err := r.MkdirIn(last, pod+"/"+strings.Repeat("b", 64)); err != nil {
+		t.Fatal(err)
+	}
+	cache := &DirCache{}
+	inv, err := ReadWith(r.Hierarchies, r.Rel("kubepods"), names.Cgroupfs, Options{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Pods) != 1 || len(inv.Pods[0].Containers) != 2 {
+		t.Fatalf("inventory: %+v", inv.Pods)
+	}
+	if len(cache.pods) != 1 {
+		t.Fatalf("%d cache entries, want 1 (one per pod)", len(cache.pods))
+	}
+	for _, p := range cache.pods {
+		if len(p.dirs) != len(r.Hierarchies) {
+			t.Fatalf("%d listings, want one per hierarchy (%d)", len(p.dirs), len(r.Hierarchies))
+		}
+		first := &p.dirs[0].children[0]
+		for i, d := range p.dirs[:len(p.dirs)-1] {
+			if len(d.children) != 1 || &d.children[0] != first {
+				t.Errorf("hierarchy %d: listing %v not shared with the first", i, d.children)
+			}
+		}
+		if d := p.dirs[len(p.dirs)-1]; len(d.children) != 2 {
+			t.Errorf("the hierarchy with another name lists %v", d.children)
+		}
+	}
+}

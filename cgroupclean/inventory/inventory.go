@@ -328,7 +328,7 @@ func (r *reader) addPod(h hierarchy.Hierarchy, hi int, qos names.QoS, parentfd i
 		}
 	}
 	if !done && r.opts.Cache != nil {
-		children, err := r.opts.Cache.list(h.Mountpoint+rel, rel)
+		children, err := r.opts.Cache.list(h.Mountpoint, hi, len(r.inv.Hierarchies), rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

@@ -31,7 +31,10 @@ Run 'cgroupcleand <command> -h' for the flags of a command.
 
 func main() {
 	daemon.TuneGC()
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	stopProfile := startHeapProfile(os.Args[1:])
+	rc := run(os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile(os.Stderr)
+	os.Exit(rc)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -66,9 +65,7 @@ func memcgHealth(ctx context.Context, cfg config.Config, s *engine.Scan, log log
 }
 
 func printJSON(stdout, stderr io.Writer, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	if err := writeIndentedJSON(stdout, v); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
