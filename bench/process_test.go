@@ -26,9 +26,11 @@ import (
 // The whole-process rows run the built binary (bin/cgroupcleand, as
 // `make build` makes it) against a real containerd, as an operator runs it.
 
-// writeConfig writes cfg as the TOML file the binary reads.
+// writeConfig writes cfg as the TOML file the binary reads, with a state
+// dir of the run's own (its lock and memcg limits never meet the node's).
 func writeConfig(t *testing.T, cfg config.Config) string {
 	t.Helper()
+	cfg.Daemon.StateDir = filepath.Join(t.TempDir(), "state")
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("bench config: %v", err)
 	}
