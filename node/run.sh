@@ -118,7 +118,7 @@ while kill -0 "$qemu_pid" 2>/dev/null; do
   if [ -f "$out/console.log" ]; then
     n=$(grep -c '' "$out/console.log" || true)
     if [ "$n" -gt "$seen" ]; then
-      sed -n "$((seen + 1)),${n}p" "$out/console.log" | tr -d '\r' | grep -E '^(NODE-|--- (PASS|FAIL)|(PASS|FAIL)$)' | sed 's/^/  guest: /' || true
+      sed -n "$((seen + 1)),${n}p" "$out/console.log" | tr -d '\r' | sed -n 's/.*\(NODE-.*\)/  guest: \1/p' || true
       seen=$n
     fi
   fi

@@ -140,9 +140,9 @@ func slicePath(slice string) string {
 // systemBus is a connection to PID 1 over the system bus.
 func systemBus(t testing.TB) *sddbus.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := sddbus.NewSystemConnectionContext(ctx)
+	// The context lives as long as the connection (go-systemd closes it
+	// when the context ends).
+	c, err := sddbus.NewSystemConnectionContext(context.Background())
 	if err != nil {
 		t.Fatalf("connect to systemd on the system bus: %v", err)
 	}
