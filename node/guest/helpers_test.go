@@ -79,7 +79,11 @@ func run(timeout time.Duration, name string, args ...string) (string, error) {
 
 func mustRun(t testing.TB, timeout time.Duration, name string, args ...string) string {
 	t.Helper()
+	start := time.Now()
 	out, err := run(timeout, name, args...)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Logf("%s %s took %s", name, strings.Join(args, " "), d.Round(100*time.Millisecond))
+	}
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

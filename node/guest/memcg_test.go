@@ -316,9 +316,11 @@ func TestMemcgV2(t *testing.T) {
 			t.Errorf("next reclaim allowed at %s, before the cooldown of %s has passed", next, cfg.ReclaimCooldown.Duration)
 		}
 		clock.add(next.Sub(clock.Now()) + time.Second)
-		tick()
 		if d := tick(); d.Action != memcg.ActionReclaimPodRoot {
 			t.Errorf("after the cooldown: action %s reason %s skipped %v, want %s", d.Action, d.Reason, d.Skipped, memcg.ActionReclaimPodRoot)
+		}
+		if n := len(actions()); n != 2 {
+			t.Errorf("%d action entries after the cooldown, want 2", n)
 		}
 	})
 }
