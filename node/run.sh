@@ -69,6 +69,8 @@ img=$cache/$hash
     fi
     touch "$img.tmp/complete"
     mv "$img.tmp" "$img"
+    # Images of older inputs are not used again.
+    find "$cache" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9a-f]\{16\}\(\.tmp\)?' ! -name "$hash" -exec rm -rf {} +
   fi
 ) 9>"$cache/lock"
 phase "guest image ($hash)"

@@ -74,7 +74,13 @@ func TestCgroupfsDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
-	if err := root.AddProc(rel("burstable", heldUID), sleeper.Process.Pid); err != nil {
+	// In a container cgroup of its own: on v2 a pod cgroup with
+	// controllers enabled for its children cannot hold a process itself.
+	heldContainer := rel("burstable", heldUID) + "/" + randomHex(64)
+	if err := root.Mkdir(heldContainer); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.AddProc(heldContainer, sleeper.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	keep = append(keep, kept{"orphan with a process", rel("burstable", heldUID)})

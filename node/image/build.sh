@@ -10,8 +10,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build.sh OUTDIR [DEBCACHE]}
 debcache=${2:-}
 # The node: systemd as PID 1 with dbus, journald and udev; the kernel;
-# containerd and runc; apt for the package's install/remove/purge checks.
-pkgs=systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,initramfs-tools,zstd,containerd,runc,iproute2,procps
+# containerd and runc; apt for the package's install/remove/purge checks;
+# dbus-user-session for the systemd --user managers of the engine tests and
+# the soak.
+pkgs=systemd,systemd-sysv,dbus,dbus-user-session,udev,kmod,linux-image-amd64,initramfs-tools,zstd,containerd,runc,iproute2,procps
 mkdir -p "$out"
 rootfs=$(mktemp -d "$out/rootfs.XXXXXX")
 trap 'rm -rf "$rootfs"' EXIT
