@@ -70,7 +70,7 @@ img=$cache/$hash
     touch "$img.tmp/complete"
     mv "$img.tmp" "$img"
     # Images of older inputs are not used again.
-    find "$cache" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9a-f]\{16\}\(\.tmp\)?' ! -name "$hash" -exec rm -rf {} +
+    find "$cache" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}(\.tmp)?' ! -name "$hash" -exec rm -rf {} +
   fi
 ) 9>"$cache/lock"
 phase "guest image ($hash)"

@@ -123,7 +123,15 @@ mode = "off"
 			t.Errorf("%s: %s removed", k.what, k.rel)
 		}
 	}
-	if !strings.Contains(out, "has-processes") || !strings.Contains(out, "kubelet-tracks-pod") {
-		t.Errorf("clean output does not name the reasons it kept has-processes and kubelet-tracks-pod:\n%s", out)
+	// scan names the reason of every pod it keeps.
+	out = mustRun(t, 120*time.Second, bin, "scan", "--config", cfg)
+	for uid, reason := range map[string]string{heldUID: "has-processes", trackedUID: "kubelet-tracks-pod"} {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			found = found || (strings.Contains(line, uid) && strings.Contains(line, reason))
+		}
+		if !found {
+			t.Errorf("scan does not say pod %s is kept for %s:\n%s", uid, reason, out)
+		}
 	}
 }
