@@ -42,7 +42,7 @@ NFPM_ENV := PKG_VERSION='$(PKG_VERSION)' PKG_MAINTAINER='$(PKG_MAINTAINER)' \
 	CATALOG_SRC='$(CATALOG_SRC)' MAN_GZ='$(MAN_GZ)'
 
 .PHONY: all build test fuzz deps lint deb rpm packages package-test machineconfig \
-	machineconfig-check demo bench bench-smoke soak soak-smoke clean version
+	machineconfig-check demo bench bench-smoke soak soak-smoke node-test clean version
 
 all: build
 
@@ -69,6 +69,7 @@ test:
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory package-test
 	$(MAKE) --no-print-directory bench-smoke
+	$(MAKE) --no-print-directory node-test
 
 # Every Fuzz* target in the tree, FUZZTIME each (seed corpora run in `go test` too).
 # A count, not a duration: with a duration Go's fuzz coordinator can race its
@@ -154,6 +155,15 @@ soak:
 # CI: about 75 s, report to $TMPDIR (bench/soak.md is not touched).
 soak-smoke:
 	soak/run.sh --smoke
+
+# A real node in a VM (root; qemu without KVM): Debian 12, cgroup v2 only,
+# systemd as PID 1, containerd with the systemd cgroup driver, the .deb
+# installed and enabled; then the checks of node/guest, the engine tests,
+# and a 3-minute soak, all in the guest. The guest image is built once and
+# cached under /var/cache/cgroupclean-node (node/run.sh has the knobs).
+node-test:
+	@scripts/install-deps.sh
+	node/run.sh
 
 clean:
 	rm -rf bin $(DIST)

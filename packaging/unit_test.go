@@ -119,6 +119,7 @@ func TestUnitDirectives(t *testing.T) {
 		{"Service.WatchdogSec", "2min", "daemon pings at half"},
 		{"Service.Restart", "on-failure", ""},
 		{"Service.RestartPreventExitStatus", "2", "run exits 2 on a config it cannot load: no restart loop"},
+		{"Service.Environment", "GOTRACEBACK=crash", "a panic or the watchdog's SIGABRT must not exit 2, the no-restart status"},
 		{"Service.ExecStart", "/usr/bin/cgroupcleand run --config /etc/cgroupclean/config.toml", "path the packages install"},
 		{"Service.ExecReload", "/bin/kill -HUP $MAINPID", "SIGHUP reloads the config"},
 		{"Unit.After", "crio.service containerd.service kubelet.service dbus.service", ""},

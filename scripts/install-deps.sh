@@ -4,10 +4,13 @@
 #   systemd, dbus, dbus-user-session: a real systemd --user manager on its own
 #     bus, and a real systemd-journald (both run in private namespaces)
 #   rpm, lintian, rpmlint, busybox-static, man-db: package checks
+#   qemu-system-x86, qemu-utils, mmdebstrap, e2fsprogs, zstd: make node-test
+#     (a Debian guest image built from packages, booted under qemu)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(containerd runc systemd dbus dbus-user-session util-linux
-  rpm lintian rpmlint busybox-static man-db)
+  rpm lintian rpmlint busybox-static man-db
+  qemu-system-x86 qemu-utils mmdebstrap e2fsprogs zstd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -542,6 +542,12 @@ func (h *harness) memDir(rel string) string {
 			return filepath.Join(hh.Path(h.root.Name), rel)
 		}
 	}
+	// cgroup v2 only: the one hierarchy holds every controller.
+	for _, hh := range h.root.Hierarchies {
+		if hh.Version == 2 {
+			return filepath.Join(hh.Path(h.root.Name), rel)
+		}
+	}
 	h.t.Fatal("no memory hierarchy")
 	return ""
 }

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# make node-test: a real node in a VM. Builds (or takes from the cache) a
+# Debian 12 guest image, builds the .deb and the guest test programs, boots
+# the guest under qemu (software emulation, 2 vCPUs, -snapshot) with them on
+# a 9p share, and judges the run by the result files the guest writes back.
+# Root only. Knobs (environment):
+#   NODE_CACHE=/var/cache/cgroupclean-node  image cache (one dir per input hash)
+#   NODE_OUT=${TMPDIR:-/tmp}/cgroupclean-node-test  logs of the last run
+#   NODE_VM_TIMEOUT=1500  seconds the VM may run in all
+#   NODE_SOAK=3m  length of the soak in the guest
+#   NODE_ONLY=regexp  run only the guest steps whose name matches
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+GO=${GO:-go}
+cache=${NODE_CACHE:-/var/cache/cgroupclean-node}
+out=${NODE_OUT:-${TMPDIR:-/tmp}/cgroupclean-node-test}
+vm_timeout=${NODE_VM_TIMEOUT:-1500}
+export NODE_SOAK=${NODE_SOAK:-3m}
+
+[ "$(id -u)" = 0 ] || { echo "node-test: needs root (mmdebstrap, the image cache)" >&2; exit 1; }
+for bin in qemu-system-x86_64 mmdebstrap mkfs.ext4 zstd; do
+  command -v "$bin" >/dev/null || { echo "node-test: $bin missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+t0=$(date +%s)
+phase_t=$t0
+phase() {
+  local now; now=$(date +%s)
+  printf 'node-test: %-34s %4ds (total %ds)\n' "$1" $((now - phase_t)) $((now - t0))
+  phase_t=$now
+}
+
+rm -rf "$out"
+mkdir -p "$out" "$cache"
+share=$(mktemp -d "${TMPDIR:-/tmp}/cgroupclean-node-share.XXXXXX")
+qemu_pid=
+stop_qemu() {
+  # Only the qemu this script started, by its PID.
+  if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+    kill "$qemu_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$qemu_pid" 2>/dev/null || true
+  fi
+  [ -z "$qemu_pid" ] || wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=
+}
+cleanup() {
+  stop_qemu
+  rm -rf "$share"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. The guest image, cached under the hash of everything it is built from.
+hash=$(cd "$here/image" && { find . -type f -o -type l | LC_ALL=C sort | while read -r f; do
+  printf '%s %s\n' "$f" "$(stat -c %a "$f")"
+  if [ -L "$f" ]; then readlink "$f"; else sha256sum < "$f"; fi
+done; } | sha256sum | cut -c1-16)
+img=$cache/$hash
+(
+  flock 9
+  if [ ! -e "$img/complete" ]; then
+    echo "node-test: building the guest image $img (log: $out/image-build.log)"
+    rm -rf "$img"
+    if ! timeout 1200 "$here/image/build.sh" "$img.tmp" "$cache/debs" > "$out/image-build.log" 2>&1; then
+      tail -30 "$out/image-build.log"; rm -rf "$img.tmp"; echo "node-test: image build failed" >&2; exit 1
+    fi
+    touch "$img.tmp/complete"
+    mv "$img.tmp" "$img"
+    # Images of older inputs are not used again.
+    find "$cache" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}(\.tmp)?' ! -name "$hash" -exec rm -rf {} +
+  fi
+) 9>"$cache/lock"
+phase "guest image ($hash)"
+
+# 2. The package as an operator gets it, and the guest's test programs
+# (static: the guest has no Go).
+timeout 600 make --no-print-directory deb > "$out/make-deb.log" 2>&1 || { cat "$out/make-deb.log"; exit 1; }
+deb=$(sed -n 's/.*created package: *//p' "$out/make-deb.log" | tail -1)
+[ -f "$deb" ] || { cat "$out/make-deb.log"; echo "node-test: no .deb from make deb" >&2; exit 1; }
+mkdir -p "$share/bin" "$share/out"
+cp "$deb" "$share/cgroupclean.deb"
+cp bin/cgroupcleand "$share/bin/cgroupcleand"
+export CGO_ENABLED=0
+build() { timeout 600 "$GO" "$@" || exit 1; }
+build vet -tags nodeguest ./node/guest/
+build test -c -tags nodeguest -o "$share/bin/node.test" ./node/guest/
+build test -c -o "$share/bin/engine.test" ./cgroupclean/engine/
+build test -c -o "$share/bin/soak.test" ./soak/
+build build -trimpath -ldflags '-s -w' -o "$share/bin/pause" ./internal/testbed/pause/
+install -m 0755 "$here/guest-run.sh" "$share/guest-run.sh"
+# The steps the guest must run, each with its result file: one the guest
+# skips fails the run.
+steps=$(printf '%s\n' package memcg cgroupfs engine soak | grep -E "${NODE_ONLY:-.}" || true)
+[ -n "$steps" ] || { echo "node-test: NODE_ONLY=$NODE_ONLY matches no step" >&2; exit 1; }
+echo $steps > "$share/steps"
+printf 'NODE_SOAK=%q\n' "$NODE_SOAK" > "$share/env"
+phase "make deb, test programs"
+
+# 3. Boot. The guest runs its steps and powers off; qemu's exit status says
+# nothing about them (a poweroff is 0), the result files do.
+qemu-system-x86_64 -accel tcg,thread=multi,tb-size=256 -smp 2 -m 2048 \
+  -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
+  -append 'root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet panic=-1' \
+  -drive "file=$img/root.img,if=virtio,format=raw" -snapshot \
+  -device virtio-rng-pci -display none -no-reboot -monitor none \
+  -serial "file:$out/console.log" \
+  -virtfs "local,path=$share,mount_tag=host,security_model=none,id=host" &
+qemu_pid=$!
+seen=0
+deadline=$(( $(date +%s) + vm_timeout ))
+while kill -0 "$qemu_pid" 2>/dev/null; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "node-test: the VM ran past ${vm_timeout}s, killing it" >&2
+    break
+  fi
+  # Progress: the guest's step markers, as they come.
+  if [ -f "$out/console.log" ]; then
+    n=$(grep -c '' "$out/console.log" || true)
+    if [ "$n" -gt "$seen" ]; then
+      sed -n "$((seen + 1)),${n}p" "$out/console.log" | tr -d '\r' | sed -n 's/.*\(NODE-.*\)/  guest: \1/p' || true
+      seen=$n
+    fi
+  fi
+  sleep 2
+done
+stop_qemu
+phase "VM boot, tests, poweroff"
+
+# 4. Verdict.
+cp -r "$share/out/." "$out/" 2>/dev/null || true
+fail=0
+if [ ! -f "$out/done" ]; then
+  echo "node-test: the guest did not finish (no result file 'done'); console: $out/console.log" >&2
+  tail -40 "$out/console.log" | tr -d '\r' >&2
+  fail=1
+fi
+for step in $steps; do
+  rc=$(cat "$out/$step.rc" 2>/dev/null || echo none)
+  if [ "$rc" = 0 ]; then
+    echo "node-test: $step: PASS ($(cat "$out/$step.time" 2>/dev/null || echo ?)s)"
+  else
+    echo "node-test: $step: FAIL (rc $rc; log $out/$step.log)"
+    [ -f "$out/$step.log" ] && grep -E -- '^\s*(--- FAIL|FAIL|panic|.*_test\.go:[0-9]+:)' "$out/$step.log" | head -60
+    fail=1
+  fi
+done
+if [ "$fail" != 0 ]; then
+  if [ -f "$out/journal.txt" ]; then
+    echo "===== guest journal (journalctl -b), $out/journal.txt ====="
+    cat "$out/journal.txt"
+    echo "===== end of guest journal ====="
+  else
+    echo "node-test: no guest journal came back" >&2
+  fi
+  echo "node-test: FAIL (logs in $out)"
+  exit 1
+fi
+phase "verdict"
+echo "node-test: PASS (logs in $out)"
