@@ -213,13 +213,13 @@ func ReadPids(dir string) ([]int, error) {
 // built in a's buffer, not as two new strings per directory.
 func (a *At) readPids(dirfd int, sub, dir string) ([]int, error) {
 	file := "cgroup.procs"
-	data, err := a.readSmall(dirfd, sub, file)
+	data, op, err := a.readSmall(dirfd, sub, file)
 	if err == unix.ENOTSUP {
 		file = "cgroup.threads"
-		data, err = a.readSmall(dirfd, sub, file)
+		data, op, err = a.readSmall(dirfd, sub, file)
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: "read", Path: dir + "/" + file, Err: err}
+		return nil, &fs.PathError{Op: op, Path: dir + "/" + file, Err: err}
 	}
 	var pids []int
 	for len(data) > 0 {
@@ -242,9 +242,10 @@ func (a *At) readPids(dirfd int, sub, dir string) ([]int, error) {
 }
 
 // readSmall is readSmallAt of sub/file (file alone when sub is "") with the
-// name in a's buffer. Errors are bare errnos: the caller knows the path.
-// An empty file (an orphan's cgroup.procs) allocates nothing.
-func (a *At) readSmall(dirfd int, sub, file string) ([]byte, error) {
+// name in a's buffer. Errors are bare errnos with the step that failed
+// ("open" or "read"): the caller knows the path. An empty file (an
+// orphan's cgroup.procs) allocates nothing.
+func (a *At) readSmall(dirfd int, sub, file string) ([]byte, string, error) {
 	var p *byte
 	if sub != "" {
 		p = a.cstr([]string{sub, file})
@@ -259,7 +260,7 @@ func (a *At) readSmall(dirfd int, sub, file string) ([]byte, error) {
 			continue
 		}
 		if e != 0 {
-			return nil, e
+			return nil, "open", e
 		}
 		fd = int(r)
 		break
@@ -275,10 +276,10 @@ func (a *At) readSmall(dirfd int, sub, file string) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, "read", err
 		}
 		if n == 0 {
-			return out, nil
+			return out, "", nil
 		}
 		out = append(out, a.read[:n]...)
 	}
