@@ -57,19 +57,13 @@ func ReadTreesKnown(hs []hierarchy.Hierarchy, path string, known []string) (Tree
 	seen := map[int]bool{}
 	for _, h := range hs {
 		dir := h.Path(path)
-		procs := true
+		// v2: cgroup.events is read relative to the directory the walk
+		// opens, not by its whole path once more.
+		procs := func(int) (bool, error) { return true, nil }
 		if h.Version == 2 {
-			populated, err := v2Populated(dir)
-			if errors.Is(err, fs.ErrNotExist) {
-				out.ByHierarchy = append(out.ByHierarchy, HierarchyTree{Hierarchy: h})
-				continue
-			}
-			if err != nil {
-				return Trees{}, err
-			}
-			procs = populated
+			procs = func(dirfd int) (bool, error) { return v2PopulatedAt(dirfd, dir) }
 		}
-		t, err := cgfs.ReadTreeKnown(dir, procs, known)
+		t, err := cgfs.ReadTreeKnownIf(dir, known, procs)
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, serr := os.Lstat(dir); errors.Is(serr, fs.ErrNotExist) {
 				out.ByHierarchy = append(out.ByHierarchy, HierarchyTree{Hierarchy: h})
@@ -96,11 +90,15 @@ func Pids(hs []hierarchy.Hierarchy, path string) ([]int, error) {
 	return t.Pids, err
 }
 
-// v2Populated reads "populated" from cgroup.events: 1 when any process is
-// in the subtree. It saves reading every child of an empty cgroup.
-func v2Populated(dir string) (bool, error) {
-	data, err := cgfs.ReadSmall(dir + "/cgroup.events")
+// v2PopulatedAt reads "populated" from cgroup.events of dir, open as
+// dirfd: 1 when any process is in the subtree. It saves reading every
+// child of an empty cgroup.
+func v2PopulatedAt(dirfd int, dir string) (bool, error) {
+	data, err := cgfs.ReadSmallAt(dirfd, "cgroup.events")
 	if err != nil {
+		if pe, ok := err.(*fs.PathError); ok {
+			pe.Path = dir + "/cgroup.events"
+		}
 		return false, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))

@@ -19,6 +19,7 @@ import (
 type At struct {
 	name    []byte
 	dirents []byte
+	read    []byte
 }
 
 // Open opens the directory path (not following a symlink).

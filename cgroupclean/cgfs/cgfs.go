@@ -7,14 +7,13 @@ package cgfs
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -91,11 +90,22 @@ func ReadTree(dir string, procs bool) (Tree, error) {
 // an open directory: each component of a cgroupfs path looked up takes its
 // hierarchy's kernfs lock, which a concurrent rmdir contends for.
 func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
+	return ReadTreeKnownIf(dir, known, func(int) (bool, error) { return procs, nil })
+}
+
+// ReadTreeKnownIf is ReadTreeKnown where procs decides, given dir open as
+// dirfd, whether the processes are read: v2 reads cgroup.events relative
+// to it (ReadSmallAt) instead of looking the whole path up once more.
+func ReadTreeKnownIf(dir string, known []string, procs func(dirfd int) (bool, error)) (Tree, error) {
 	fd, err := Open(dir)
 	if err != nil {
 		return Tree{}, err
 	}
 	defer unix.Close(fd)
+	readProcs, err := procs(fd)
+	if err != nil {
+		return Tree{}, err
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return Tree{}, &fs.PathError{Op: "fstat", Path: dir, Err: err}
@@ -107,17 +117,17 @@ func ReadTreeKnown(dir string, procs bool, known []string) (Tree, error) {
 		kids, complete := a.Known(nil, fd, "", st.Nlink, slices.Values(known))
 		if complete {
 			for i := range kids {
-				if err := t.walkChild(a, fd, dir, kids[i].Name, &kids[i].Stat, procs); err != nil {
+				if err := t.walkChild(a, fd, dir, kids[i].Name, &kids[i].Stat, readProcs); err != nil {
 					return Tree{}, err
 				}
 			}
-			if err := t.add(fd, dir, procs); err != nil {
+			if err := t.add(a, fd, dir, readProcs); err != nil {
 				return Tree{}, err
 			}
 			return t, nil
 		}
 	}
-	if err := t.walk(a, fd, dir, &st, procs); err != nil {
+	if err := t.walk(a, fd, dir, &st, readProcs); err != nil {
 		return Tree{}, err
 	}
 	return t, nil
@@ -149,7 +159,7 @@ func (t *Tree) walk(a *At, fd int, dir string, st *unix.Stat_t, procs bool) erro
 			}
 		}
 	}
-	return t.add(fd, dir, procs)
+	return t.add(a, fd, dir, procs)
 }
 
 // walkChild adds subdirectory name of the open directory parent (path
@@ -158,7 +168,7 @@ func (t *Tree) walkChild(a *At, parent int, dir, name string, st *unix.Stat_t, p
 	path := dir + "/" + name
 	if st.Nlink == 2 {
 		if procs {
-			pids, err := readPidsAt(parent, name+"/", path)
+			pids, err := a.readPids(parent, name, path)
 			if err != nil {
 				return err
 			}
@@ -177,9 +187,9 @@ func (t *Tree) walkChild(a *At, parent int, dir, name string, st *unix.Stat_t, p
 
 // add records the open directory fd (path dir), after its subdirectories,
 // and its processes.
-func (t *Tree) add(fd int, dir string, procs bool) error {
+func (t *Tree) add(a *At, fd int, dir string, procs bool) error {
 	if procs {
-		pids, err := readPidsAt(fd, "", dir)
+		pids, err := a.readPids(fd, "", dir)
 		if err != nil {
 			return err
 		}
@@ -192,21 +202,24 @@ func (t *Tree) add(fd int, dir string, procs bool) error {
 // ReadPids reads dir/cgroup.procs (cgroup.threads for a threaded v2
 // cgroup, whose cgroup.procs read fails with ENOTSUP).
 func ReadPids(dir string) ([]int, error) {
-	return readPidsAt(unix.AT_FDCWD, dir+"/", dir)
+	a := ats.Get().(*At)
+	defer ats.Put(a)
+	return a.readPids(unix.AT_FDCWD, dir, dir)
 }
 
-// readPidsAt reads prefix+"cgroup.procs" relative to dirfd; dir names the
-// cgroup in errors.
-func readPidsAt(dirfd int, prefix, dir string) ([]int, error) {
-	data, err := readSmallAt(dirfd, prefix+"cgroup.procs")
-	if errors.Is(err, unix.ENOTSUP) {
-		data, err = readSmallAt(dirfd, prefix+"cgroup.threads")
+// readPids reads sub/cgroup.procs relative to dirfd (sub "" for dirfd
+// itself) with no garbage for the path; dir names the cgroup in errors.
+// The tree walk reads it in every directory it removes, so the name is
+// built in a's buffer, not as two new strings per directory.
+func (a *At) readPids(dirfd int, sub, dir string) ([]int, error) {
+	file := "cgroup.procs"
+	data, op, err := a.readSmall(dirfd, sub, file)
+	if err == unix.ENOTSUP {
+		file = "cgroup.threads"
+		data, op, err = a.readSmall(dirfd, sub, file)
 	}
 	if err != nil {
-		if pe, ok := err.(*fs.PathError); ok {
-			pe.Path = dir + "/" + filepath.Base(pe.Path)
-		}
-		return nil, err
+		return nil, &fs.PathError{Op: op, Path: dir + "/" + file, Err: err}
 	}
 	var pids []int
 	for len(data) > 0 {
@@ -221,11 +234,55 @@ func readPidsAt(dirfd int, prefix, dir string) ([]int, error) {
 		}
 		pid, err := strconv.Atoi(string(line))
 		if err != nil {
-			return nil, fmt.Errorf("parse %s/cgroup.procs: %q", dir, line)
+			return nil, fmt.Errorf("parse %s/%s: %q", dir, file, line)
 		}
 		pids = append(pids, pid)
 	}
 	return pids, nil
+}
+
+// readSmall is readSmallAt of sub/file (file alone when sub is "") with the
+// name in a's buffer. Errors are bare errnos with the step that failed
+// ("open" or "read"): the caller knows the path. An empty file (an
+// orphan's cgroup.procs) allocates nothing.
+func (a *At) readSmall(dirfd int, sub, file string) ([]byte, string, error) {
+	var p *byte
+	if sub != "" {
+		p = a.cstr([]string{sub, file})
+	} else {
+		p = a.cstr([]string{file})
+	}
+	var fd int
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+			uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW), 0, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return nil, "open", e
+		}
+		fd = int(r)
+		break
+	}
+	defer unix.Close(fd)
+	if a.read == nil {
+		a.read = make([]byte, 4096)
+	}
+	var out []byte
+	for {
+		n, err := unix.Read(fd, a.read)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, "read", err
+		}
+		if n == 0 {
+			return out, "", nil
+		}
+		out = append(out, a.read[:n]...)
+	}
 }
 
 // ReadSmall reads a cgroupfs file with plain open/read/close: os.Open
@@ -234,6 +291,9 @@ func readPidsAt(dirfd int, prefix, dir string) ([]int, error) {
 func ReadSmall(path string) ([]byte, error) {
 	return readSmallAt(unix.AT_FDCWD, path)
 }
+
+// ReadSmallAt is ReadSmall of path relative to the open directory dirfd.
+func ReadSmallAt(dirfd int, path string) ([]byte, error) { return readSmallAt(dirfd, path) }
 
 func readSmallAt(dirfd int, path string) ([]byte, error) {
 	fd, err := unix.Openat(dirfd, path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)

@@ -55,3 +55,31 @@ func TestRedecideIsDecide(t *testing.T) {
 		t.Error("items of the old plan are left in its memory")
 	}
 }
+
+// BenchmarkRedecide100k is the decision as the scan makes it the second
+// time: the live index built once per pass (the inventory used it too) and
+// the first plan's memory reused. BenchmarkDecide100k builds both anew.
+func BenchmarkRedecide100k(b *testing.B) {
+	inv := &inventory.Inventory{Driver: names.Systemd}
+	in := Input{Inventory: inv, KubeletPods: map[string]bool{}, Now: now}
+	for n := 0; n < 100000; n++ {
+		inv.Pods = append(inv.Pods, pod(names.Systemd, names.Burstable, n, time.Hour, id(3*n), id(3*n+1)))
+		if n%2 == 0 {
+			in.Snapshot.Sandboxes = append(in.Snapshot.Sandboxes, sandbox(n))
+			in.Snapshot.Containers = append(in.Snapshot.Containers, live.Container{ID: id(3 * n), SandboxID: sandbox(n).ID})
+		}
+	}
+	in.Procs = noProcs(inv)
+	in.Index = live.NewIndex(in.Snapshot)
+	pol := policy
+	pol.MaxRemovalsPerPass = 1 << 30
+	plan := Decide(in, pol)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		plan = Redecide(plan, in, pol)
+		if plan.Summary.Pods != 100000 {
+			b.Fatal("bad plan")
+		}
+	}
+}
