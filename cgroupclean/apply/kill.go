@@ -108,12 +108,17 @@ func killListed(hs []hierarchy.Hierarchy, path string, pids []int, res *KillResu
 		}
 	}
 	for _, pid := range pids {
-		sent, err := signalIfInside(hs, path, pid)
+		outcome, err := signalIfInside(hs, path, pid)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
-		case sent:
+		case outcome == signalled:
 			res.Pids = append(res.Pids, pid)
+		case outcome == gone && len(res.CgroupKill) > 0:
+			// Listed in the frozen cgroup, so it could not exit by
+			// itself: cgroup.kill ended it (and it was reaped already).
+			res.Pids = append(res.Pids, pid)
+		case outcome == gone:
 		default:
 			res.MovedOut = append(res.MovedOut, pid)
 		}
@@ -121,40 +126,48 @@ func killListed(hs []hierarchy.Hierarchy, path string, pids []int, res *KillResu
 	return errors.Join(errs...)
 }
 
+// signalOutcome is what signalIfInside found.
+type signalOutcome uint8
+
+const (
+	signalled signalOutcome = iota + 1
+	gone                    // exited (or reaped) before it could be signalled
+	movedOut                // alive, no longer in the cgroup: left alone
+)
+
 // signalIfInside sends SIGKILL to pid through a pidfd if the process is
 // still in path (or below) in one of hs. The pidfd is opened first: if the
 // process then exits and its number is reused, /proc/<pid>/cgroup may
 // describe the newcomer, but the signal still goes only to the pidfd's
-// process, which is gone (ESRCH, nothing sent). sent is false for a
-// process that moved out or is gone.
-func signalIfInside(hs []hierarchy.Hierarchy, path string, pid int) (sent bool, _ error) {
+// process, which is gone (ESRCH, nothing sent).
+func signalIfInside(hs []hierarchy.Hierarchy, path string, pid int) (signalOutcome, error) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if errors.Is(err, unix.ESRCH) {
-		return false, nil
+		return gone, nil
 	}
 	if err != nil {
 		// No pidfd (kernel before 5.3): a bare PID could be reused.
-		return false, fmt.Errorf("pidfd_open %d: %w (%w)", pid, ErrKillRefused, err)
+		return 0, fmt.Errorf("pidfd_open %d: %w (%w)", pid, ErrKillRefused, err)
 	}
 	defer unix.Close(fd)
 	in, err := cgroups.ParseCgroupFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-		return false, nil
+		return gone, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read cgroups of pid %d: %w", pid, err)
+		return 0, fmt.Errorf("read cgroups of pid %d: %w", pid, err)
 	}
 	if !insideAny(hs, in, path) {
-		return false, nil
+		return movedOut, nil
 	}
 	err = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 	if errors.Is(err, unix.ESRCH) {
-		return false, nil
+		return gone, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("kill %d: %w", pid, err)
+		return 0, fmt.Errorf("kill %d: %w", pid, err)
 	}
-	return true, nil
+	return signalled, nil
 }
 
 // insideAny reports whether a process's cgroups (from ParseCgroupFile:

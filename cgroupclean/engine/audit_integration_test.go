@@ -282,7 +282,9 @@ func TestStalledJournaldDoesNotHoldPass(t *testing.T) {
 		notice := one(t, j, "MESSAGE_ID="+audit.IDJournalDropped)
 		dropped, _ := strconv.Atoi(notice[audit.JournalDropped])
 		text := fallback.String()
-		if dropped < 200 || strings.Count(text, "level=") != dropped {
+		// How many journald takes before it stalls depends on its socket
+		// queue (more on some kernels): some must be missed, all counted.
+		if dropped == 0 || strings.Count(text, "level=") != dropped {
 			t.Fatalf("notice says %d dropped; fallback has %d entries:\n%.2000s", dropped, strings.Count(text, "level="), text)
 		}
 		// The outcome of the removal reached journald or the fallback.
