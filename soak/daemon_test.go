@@ -80,7 +80,36 @@ func (d *daemonProc) start(mounts []string) error {
 	d.cmd, d.exited, d.expected, d.state = cmd, exited, false, nil
 	d.starts++
 	go func() { _ = cmd.Wait(); d.state = cmd.ProcessState; close(exited) }()
-	return nil
+	return d.waitExec(30 * time.Second)
+}
+
+// waitExec waits until unshare and sh have exec'd the daemon: only then is
+// it in its own mount namespace, with the blockers mounted. Entering it
+// earlier (nsenter -t PID) would enter the harness's namespace instead, and
+// a blocker mounted there does not stop the daemon's rmdir.
+func (d *daemonProc) waitExec(limit time.Duration) error {
+	want, err := filepath.Abs(d.bin)
+	if err == nil {
+		want, err = filepath.EvalSymlinks(want)
+	}
+	if err != nil {
+		return err
+	}
+	exe := fmt.Sprintf("/proc/%d/exe", d.pid())
+	deadline := time.Now().Add(limit)
+	for {
+		if got, err := os.Readlink(exe); err == nil && got == want {
+			return nil
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("cgroupcleand exited at start: %v", d.state)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cgroupcleand (pid %d) not exec'd after %s", d.pid(), limit)
+		}
+	}
 }
 
 func (d *daemonProc) pid() int { return d.cmd.Process.Pid }

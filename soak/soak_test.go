@@ -303,6 +303,9 @@ format = "json"
 
 [memcg]
 mode = "off"
+
+[metrics]
+listen = ""
 `
 }
 
