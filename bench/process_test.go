@@ -407,3 +407,42 @@ func stopSandboxes(t *testing.T, ctrd *testbed.Containerd, workers int) {
 	wg.Wait()
 	t.Logf("stopped %d sandboxes in %s", len(res.GetItems()), time.Since(start))
 }
+
+// cleanSyscalls runs `cgroupcleand clean` once under strace over a fresh
+// tree of n pods and counts the cgroup files it opens: on cgroup v2 a pod
+// whose cgroup.events says "populated 0" needs no cgroup.procs read, so
+// the count of cgroup.procs opens shows whether that shortcut was taken.
+// Not timed (strace slows every call).
+func cleanSyscalls(ctx context.Context, t *testing.T, k knobs, n int) *SyscallResult {
+	t.Helper()
+	tr := buildTree(ctx, t, n, k.workers)
+	cfg := writeConfig(t, processConfig(tr, kubeletDir(t, nil), k.endpoint))
+	trace := filepath.Join(t.TempDir(), "strace.out")
+	args := []string{k.strace, "-f", "-qq", "-e", "trace=openat,openat2,open", "-o", trace, k.binary, "clean", "--config", cfg}
+	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	qos := 2 * len(tr.root.Hierarchies)
+	if left, err := tr.remaining(); err != nil || left != qos {
+		t.Fatalf("after cgroupcleand clean under strace %d dirs are left (%v), want the %d QoS dirs", left, err, qos)
+	}
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &SyscallResult{Pods: n, Dirs: tr.dirs()}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, "open") {
+			continue
+		}
+		res.Opens++
+		switch {
+		case strings.Contains(line, "cgroup.procs") || strings.Contains(line, "cgroup.threads"):
+			res.ProcsOpens++
+		case strings.Contains(line, "cgroup.events"):
+			res.EventsOpens++
+		}
+	}
+	t.Logf("clean of %d pods (%d dirs) under strace: %d opens, %d of cgroup.procs/threads, %d of cgroup.events", n, res.Dirs, res.Opens, res.ProcsOpens, res.EventsOpens)
+	return res
+}
