@@ -219,7 +219,7 @@ func TestMemcgV2(t *testing.T) {
 	t.Run("memory.reclaim before rmdir lowers the dying count", func(t *testing.T) {
 		var freed int64
 		prevented = b.zombies(t, "prevented", zombies, func(dir string) {
-			n, err := memcg.PreventZombie(context.Background(), dir, true, 5*time.Second)
+			n, err := memcg.PreventZombie(context.Background(), cgroupRoot, dir, true, 5*time.Second)
 			if err != nil {
 				t.Errorf("PreventZombie %s: %v", dir, err)
 			}
