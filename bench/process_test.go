@@ -418,7 +418,7 @@ func cleanSyscalls(ctx context.Context, t *testing.T, k knobs, n int) *SyscallRe
 	tr := buildTree(ctx, t, n, k.workers)
 	cfg := writeConfig(t, processConfig(tr, kubeletDir(t, nil), k.endpoint))
 	trace := filepath.Join(t.TempDir(), "strace.out")
-	args := []string{k.strace, "-f", "-qq", "-e", "trace=openat,openat2,open", "-o", trace, k.binary, "clean", "--config", cfg}
+	args := []string{k.strace, "-f", "-qq", "--seccomp-bpf", "-e", "trace=openat,openat2,open", "-o", trace, k.binary, "clean", "--config", cfg}
 	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
