@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -444,5 +445,47 @@ func cleanSyscalls(ctx context.Context, t *testing.T, k knobs, n int) *SyscallRe
 		}
 	}
 	t.Logf("clean of %d pods (%d dirs) under strace: %d opens, %d of cgroup.procs/threads, %d of cgroup.events", n, res.Dirs, res.Opens, res.ProcsOpens, res.EventsOpens)
+	res.CRIWrites = criWrites(ctx, t, k, n)
 	return res
+}
+
+var unixInode = regexp.MustCompile(`UNIX-STREAM:\[(\d+)`)
+
+// criWrites runs one more clean over a fresh tree of n pods under strace
+// and counts its writes to the runtime's socket: one or two per CRI call
+// (gRPC writes a call's HTTP/2 frames in one write or two).
+
+func criWrites(ctx context.Context, t *testing.T, k knobs, n int) int {
+	t.Helper()
+	tr := buildTree(ctx, t, n, k.workers)
+	cfg := writeConfig(t, processConfig(tr, kubeletDir(t, nil), k.endpoint))
+	trace := filepath.Join(t.TempDir(), "strace.out")
+	args := []string{k.strace, "-f", "-qq", "--seccomp-bpf", "-yy", "-e", "trace=connect,write,writev,sendmsg", "-e", "signal=none", "-s", "0", "-o", trace, k.binary, "clean", "--config", cfg}
+	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// connect names the socket's path and its inode; the writes name only
+	// the inode ("7<UNIX-STREAM:[123->456]>").
+	sock := strings.TrimPrefix(k.endpoint, "unix://")
+	conns := map[string]bool{}
+	lines := strings.Split(string(data), "\n")
+	for _, line := range lines {
+		if i := strings.Index(line, "connect("); i >= 0 && strings.Contains(line, sock) {
+			if m := unixInode.FindStringSubmatch(line[i:]); m != nil {
+				conns[m[1]] = true
+			}
+		}
+	}
+	writes := 0
+	for _, line := range lines {
+		if m := unixInode.FindStringSubmatch(line); m != nil && conns[m[1]] && !strings.Contains(line, "connect(") {
+			writes++
+		}
+	}
+	t.Logf("clean of %d pods under strace: %d writes on %d connections to %s", n, writes, len(conns), sock)
+	return writes
 }

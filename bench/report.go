@@ -41,6 +41,9 @@ type Results struct {
 type SyscallResult struct {
 	Pods, Dirs                     int
 	Opens, ProcsOpens, EventsOpens int
+	// CRIWrites is how often a second such clean wrote to the runtime's
+	// socket (about one write per CRI call).
+	CRIWrites int
 }
 
 // SteadyResult is the daemon (`cgroupcleand run`) in steady state with all
@@ -162,7 +165,7 @@ func (r *Results) Write(w io.Writer) error {
 		if len(r.Hierarchies) == 1 {
 			p(" On cgroup v2 the final process check reads each pod's `cgroup.events`; `populated 0` covers the pod's whole subtree, so no `cgroup.procs` is read below it.")
 		}
-		p("\n")
+		p(" A second such clean wrote %d times to the runtime's socket (`-e trace=connect,write,writev,sendmsg -yy`; gRPC writes each call in one or two writes).\n", sc.CRIWrites)
 	}
 	p("\n### The daemon in steady state\n\n")
 	p("`cgroupcleand run` with the shipped gates (interval 1s, no jitter), its pass ends read from the sd_notify STATUS lines it sends to a socket of the harness. The first pass warms its caches; CPU is summed over the next %d passes (on-CPU time of all its threads from /proc/<pid>/task/*/schedstat; user and sys from /proc/<pid>/stat, 10 ms ticks) and divided by their count; peak RSS is its VmHWM after them.\n\n", r.DaemonPasses)
