@@ -454,7 +454,6 @@ var unixInode = regexp.MustCompile(`UNIX-STREAM:\[(\d+)`)
 // criWrites runs one more clean over a fresh tree of n pods under strace
 // and counts its writes to the runtime's socket: one or two per CRI call
 // (gRPC writes a call's HTTP/2 frames in one write or two).
-
 func criWrites(ctx context.Context, t *testing.T, k knobs, n int) int {
 	t.Helper()
 	tr := buildTree(ctx, t, n, k.workers)
