@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,15 @@ type knobs struct {
 	daemonPasses   int
 	steadySizes    []int
 	sandboxWorkers int
+	// skip names rows not measured (BENCH_SKIP): where they cannot run
+	// (no Go toolchain in the node VM) or take too long there.
+	skip map[string]bool
+	// vm describes the emulated node the bench runs in (BENCH_VM): the
+	// report then says that only ratios to find mean something.
+	vm string
+	// strace is an strace binary (BENCH_STRACE): one extra clean runs
+	// under it to count which cgroup files it opens.
+	strace string
 }
 
 func envInt(name string, def int) (int, error) {
@@ -60,9 +70,19 @@ func envInt(name string, def int) (int, error) {
 }
 
 func knobsFromEnv() (knobs, error) {
-	k := knobs{benchtime: os.Getenv("BENCH_GOBENCHTIME"), out: os.Getenv("BENCH_OUT"), note: os.Getenv("BENCH_NOTE"), binary: os.Getenv("BENCH_BINARY")}
+	k := knobs{benchtime: os.Getenv("BENCH_GOBENCHTIME"), out: os.Getenv("BENCH_OUT"), note: os.Getenv("BENCH_NOTE"), binary: os.Getenv("BENCH_BINARY"),
+		benchpass: os.Getenv("BENCH_BENCHPASS"), vm: os.Getenv("BENCH_VM"), strace: os.Getenv("BENCH_STRACE"), skip: map[string]bool{}}
 	if k.binary == "" {
 		return k, fmt.Errorf("BENCH_BINARY not set: the path of the cgroupcleand that `make build` built")
+	}
+	for _, f := range strings.Split(os.Getenv("BENCH_SKIP"), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if _, ok := skippable[f]; !ok {
+			return k, fmt.Errorf("BENCH_SKIP: unknown row %q (want some of gobench, daemon, idle, steady)", f)
+		}
+		k.skip[f] = true
 	}
 	steady := os.Getenv("BENCH_STEADY_SANDBOXES")
 	if steady == "" {
@@ -128,7 +148,11 @@ func TestBench(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	t.Cleanup(stop)
 
-	res := &Results{Date: time.Now(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Note: k.note, Runs: k.runs, ScanReps: k.scanReps, Workers: k.workers}
+	res := &Results{Date: time.Now(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Note: k.note, Runs: k.runs, ScanReps: k.scanReps, Workers: k.workers, VM: k.vm}
+	for name := range k.skip {
+		res.Skipped = append(res.Skipped, name)
+	}
+	sort.Strings(res.Skipped)
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {
 		res.Kernel = unix.ByteSliceToString(uts.Release[:])
@@ -153,13 +177,22 @@ func TestBench(t *testing.T) {
 	} else {
 		res.Binary = strings.TrimSpace(string(out))
 	}
-	k.benchpass = buildBenchpass(ctx, t)
+	if k.benchpass == "" {
+		k.benchpass = buildBenchpass(ctx, t)
+	}
 	// One real containerd for the whole-process scan and clean rows: it
 	// lists none of the trees' pods, so every pod is an orphan to it.
 	ctrd := testbed.StartContainerd(t)
 	k.endpoint = ctrd.Endpoint()
-	res.Decide = goBench(ctx, t, k, "./cgroupclean/decide/", "BenchmarkDecide100k")
-	res.Probe = goBench(ctx, t, k, "./cgroupclean/memcg/", "BenchmarkProbe")
+	if k.skip["gobench"] {
+		res.Decide.Missing, res.Probe.Missing = "skipped (BENCH_SKIP)", "skipped (BENCH_SKIP)"
+	} else {
+		res.Decide = goBench(ctx, t, k, "./cgroupclean/decide/", "BenchmarkDecide100k")
+		res.Probe = goBench(ctx, t, k, "./cgroupclean/memcg/", "BenchmarkProbe")
+	}
+	if k.strace != "" {
+		t.Run("syscalls", func(t *testing.T) { res.Syscalls = cleanSyscalls(ctx, t, k, min(k.sizes[0], 1000)) })
+	}
 	for _, n := range k.sizes {
 		sr := SizeResult{Pods: n}
 		for run := 0; run < k.runs; run++ {
@@ -172,8 +205,12 @@ func TestBench(t *testing.T) {
 		}
 		res.Sizes = append(res.Sizes, sr)
 	}
-	t.Run("idle", func(t *testing.T) { res.Idle = idleBench(ctx, t, k) })
-	t.Run("steady", func(t *testing.T) { res.Steady = steadyBench(ctx, t, k) })
+	if !k.skip["idle"] {
+		t.Run("idle", func(t *testing.T) { res.Idle = idleBench(ctx, t, k) })
+	}
+	if !k.skip["steady"] {
+		t.Run("steady", func(t *testing.T) { res.Steady = steadyBench(ctx, t, k) })
+	}
 	if t.Failed() || ctx.Err() != nil {
 		t.FailNow()
 	}
@@ -224,8 +261,16 @@ func benchRun(ctx context.Context, t *testing.T, k knobs, run int, sr *SizeResul
 	t.Logf("scan: find %s, engine %s, default %s; child RSS %s; cgroupcleand scan --json %s, peak RSS %s",
 		Ms(sr.Find[len(sr.Find)-1]), Ms(sr.Scan[len(sr.Scan)-1]), Ms(sr.ScanDefault[len(sr.ScanDefault)-1]), MiB(rss),
 		Ms(sr.ProcScan[len(sr.ProcScan)-1]), MiB(sr.ProcScanRSS[len(sr.ProcScanRSS)-1]))
-	// The daemon over this tree with the shipped gates (min_age 10m: the
-	// fresh orphans are kept, nothing is removed): its steady state.
+	if !k.skip["daemon"] {
+		daemonOverTree(ctx, t, k, a, kubelet, sr)
+	}
+	removals(ctx, t, k, run, a, kubelet, sr)
+}
+
+// daemonOverTree runs the daemon over tree a with the shipped gates
+// (min_age 10m: the fresh orphans are kept, nothing is removed): its
+// steady state.
+func daemonOverTree(ctx context.Context, t *testing.T, k knobs, a *tree, kubelet string, sr *SizeResult) {
 	dcfg := config.Default()
 	dcfg.Runtime.Endpoint = k.endpoint
 	dcfg.Cgroup.PodRoot, dcfg.Cgroup.KubeletRoot, dcfg.Cgroup.Driver = a.root.Rel("kubepods"), kubelet, "cgroupfs"
@@ -237,6 +282,11 @@ func benchRun(ctx context.Context, t *testing.T, k knobs, run int, sr *SizeResul
 	if left, err := a.remaining(); err != nil || left != a.dirs()+2*len(a.root.Hierarchies) {
 		t.Fatalf("the daemon with the shipped gates removed something: %d dirs left (%v), want %d", left, err, a.dirs()+2*len(a.root.Hierarchies))
 	}
+}
+
+// removals removes tree a and two fresh trees of its size, one each by the
+// engine in-process, by find -delete and by the built binary's clean.
+func removals(ctx context.Context, t *testing.T, k knobs, run int, a *tree, kubelet string, sr *SizeResult) {
 
 	byEngine := func(tr *tree) {
 		s, apply, dirs := timeClean(ctx, t, tr, kubelet)

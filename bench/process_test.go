@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -406,4 +407,84 @@ func stopSandboxes(t *testing.T, ctrd *testbed.Containerd, workers int) {
 	close(ids)
 	wg.Wait()
 	t.Logf("stopped %d sandboxes in %s", len(res.GetItems()), time.Since(start))
+}
+
+// cleanSyscalls runs `cgroupcleand clean` once under strace over a fresh
+// tree of n pods and counts the cgroup files it opens: on cgroup v2 a pod
+// whose cgroup.events says "populated 0" needs no cgroup.procs read, so
+// the count of cgroup.procs opens shows whether that shortcut was taken.
+// Not timed (strace slows every call).
+func cleanSyscalls(ctx context.Context, t *testing.T, k knobs, n int) *SyscallResult {
+	t.Helper()
+	tr := buildTree(ctx, t, n, k.workers)
+	cfg := writeConfig(t, processConfig(tr, kubeletDir(t, nil), k.endpoint))
+	trace := filepath.Join(t.TempDir(), "strace.out")
+	args := []string{k.strace, "-f", "-qq", "--seccomp-bpf", "-e", "trace=openat,openat2,open", "-o", trace, k.binary, "clean", "--config", cfg}
+	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	qos := 2 * len(tr.root.Hierarchies)
+	if left, err := tr.remaining(); err != nil || left != qos {
+		t.Fatalf("after cgroupcleand clean under strace %d dirs are left (%v), want the %d QoS dirs", left, err, qos)
+	}
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &SyscallResult{Pods: n, Dirs: tr.dirs()}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, "open") {
+			continue
+		}
+		res.Opens++
+		switch {
+		case strings.Contains(line, "cgroup.procs") || strings.Contains(line, "cgroup.threads"):
+			res.ProcsOpens++
+		case strings.Contains(line, "cgroup.events"):
+			res.EventsOpens++
+		}
+	}
+	t.Logf("clean of %d pods (%d dirs) under strace: %d opens, %d of cgroup.procs/threads, %d of cgroup.events", n, res.Dirs, res.Opens, res.ProcsOpens, res.EventsOpens)
+	res.CRIWrites = criWrites(ctx, t, k, n)
+	return res
+}
+
+var unixInode = regexp.MustCompile(`UNIX-STREAM:\[(\d+)`)
+
+// criWrites runs one more clean over a fresh tree of n pods under strace
+// and counts its writes to the runtime's socket: one or two per CRI call
+// (gRPC writes a call's HTTP/2 frames in one write or two).
+func criWrites(ctx context.Context, t *testing.T, k knobs, n int) int {
+	t.Helper()
+	tr := buildTree(ctx, t, n, k.workers)
+	cfg := writeConfig(t, processConfig(tr, kubeletDir(t, nil), k.endpoint))
+	trace := filepath.Join(t.TempDir(), "strace.out")
+	args := []string{k.strace, "-f", "-qq", "--seccomp-bpf", "-yy", "-e", "trace=connect,write,writev,sendmsg", "-e", "signal=none", "-s", "0", "-o", trace, k.binary, "clean", "--config", cfg}
+	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// connect names the socket's path and its inode; the writes name only
+	// the inode ("7<UNIX-STREAM:[123->456]>").
+	sock := strings.TrimPrefix(k.endpoint, "unix://")
+	conns := map[string]bool{}
+	lines := strings.Split(string(data), "\n")
+	for _, line := range lines {
+		if i := strings.Index(line, "connect("); i >= 0 && strings.Contains(line, sock) {
+			if m := unixInode.FindStringSubmatch(line[i:]); m != nil {
+				conns[m[1]] = true
+			}
+		}
+	}
+	writes := 0
+	for _, line := range lines {
+		if m := unixInode.FindStringSubmatch(line); m != nil && conns[m[1]] && !strings.Contains(line, "connect(") {
+			writes++
+		}
+	}
+	t.Logf("clean of %d pods under strace: %d writes on %d connections to %s", n, writes, len(conns), sock)
+	return writes
 }

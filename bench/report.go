@@ -28,6 +28,22 @@ type Results struct {
 	Binary      string // `cgroupcleand version` of the measured binary
 	// DaemonPasses is how many passes the daemon's CPU is summed over.
 	DaemonPasses int
+	// VM describes the emulated node the bench ran in (BENCH_VM); "" on
+	// the machine itself.
+	VM string
+	// Skipped names the rows not measured (BENCH_SKIP).
+	Skipped []string
+	// Syscalls counts the cgroup files one clean opened (BENCH_STRACE).
+	Syscalls *SyscallResult
+}
+
+// SyscallResult is what one `cgroupcleand clean` opened, from strace.
+type SyscallResult struct {
+	Pods, Dirs                     int
+	Opens, ProcsOpens, EventsOpens int
+	// CRIWrites is how often a second such clean wrote to the runtime's
+	// socket (about one write per CRI call).
+	CRIWrites int
 }
 
 // SteadyResult is the daemon (`cgroupcleand run`) in steady state with all
@@ -74,6 +90,23 @@ type IdleResult struct {
 	RSS                                 Series // bytes, peak of the child
 }
 
+// skippable are the rows BENCH_SKIP may name.
+var skippable = map[string]string{
+	"gobench": "the Go benchmarks (decision step, memcg probe)",
+	"daemon":  "the daemon over each tree",
+	"idle":    "the idle pass with live sandboxes",
+	"steady":  "the daemon with live sandboxes",
+}
+
+func (r *Results) skipped(row string) bool {
+	for _, s := range r.Skipped {
+		if s == row {
+			return true
+		}
+	}
+	return false
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "met"
@@ -85,12 +118,25 @@ func verdict(ok bool) string {
 func (r *Results) Write(w io.Writer) error {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	p("# cgroupclean benchmarks\n\n")
-	p("Written by `make bench` (`bench/run.sh`, harness `bench/bench_test.go`). Do not edit by hand.\n\n")
+	if r.VM != "" {
+		p("# cgroupclean benchmarks on cgroup v2, in a VM under emulation\n\n")
+		p("Written by `make bench-v2` (`node/run.sh` with `NODE_STEPS=bench`: the harness `bench/bench_test.go` runs inside the guest of `make node-test`). Do not edit by hand.\n\n")
+		p("**cgroup v2 under qemu TCG (software emulation, no KVM): %s.** Every instruction is emulated, so absolute times and rates mean nothing; only the ratios to `find` measured in the same VM, in the same run, on the same kind of tree, do. Peak RSS figures are real (memory is not emulated slower).\n\n", r.VM)
+	} else {
+		p("# cgroupclean benchmarks\n\n")
+		p("Written by `make bench` (`bench/run.sh`, harness `bench/bench_test.go`). Do not edit by hand.\n\n")
+	}
 	p("- Date: %s\n", r.Date.UTC().Format(time.RFC3339))
 	p("- Machine: kernel %s, %d CPUs, %s; load average at start: %s\n", r.Kernel, r.CPUs, r.GoVersion, r.LoadAvg)
 	if r.Note != "" {
 		p("- Note: %s\n", r.Note)
+	}
+	if len(r.Skipped) > 0 {
+		var names []string
+		for _, s := range r.Skipped {
+			names = append(names, skippable[s])
+		}
+		p("- Not measured in this run: %s.\n", strings.Join(names, "; "))
 	}
 	p("- Hierarchies (%d, every tree is built in each): %s\n", len(r.Hierarchies), strings.Join(r.Hierarchies, ", "))
 	p("- Runs: %d per size (each run builds fresh trees); %d scan repetitions per tree. Every figure is the median (min–max) of its runs; ratios are computed run by run (engine/baseline of the same run, same tree), then summarised.\n", r.Runs, r.ScanReps)
@@ -99,25 +145,47 @@ func (r *Results) Write(w io.Writer) error {
 
 	p("## Whole process: the built binary against a real containerd\n\n")
 	p("The binary `make build` makes (%s), run as an operator runs it, against a real containerd that lists none of the tree's pods (every pod is an orphan to it). Configuration file: min_age 0, confirm_passes 1, max_removal_share 1, max_removals_per_pass and mass_guard_min_pods at 2^30 (so one pass removes all), use_systemd never, log JSON to a file; every other gate and every final re-check before a removal (runtime, kubelet, processes) as shipped. Each process is started from a small helper (`benchpass`), whose wait4 gives the process's own peak RSS (ru_maxrss). Wall times are from start to exit (process start-up included). Baselines in the same run on the same kind of tree: `find -type d` over every hierarchy's pod root (run in the same repetitions as the scan), and `find -depth -mindepth 1 -type d -delete` on a tree of its own.\n\n", r.Binary)
-	p("| pods | find -type d | `scan --json` | ratio | target ≤0.33x | scan peak RSS | target <30 MiB | find -delete rate | `clean` rate | rate ratio | target ≥1.2x | clean peak RSS | target <30 MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	// On cgroup v2 one cgroup.events read per pod answers the process
+	// check, so clean is held to more there (issue 14).
+	cleanTarget := 1.2
+	if r.VM != "" {
+		cleanTarget = 1.5
+	}
+	p("| pods | find -type d | `scan --json` | ratio | target ≤0.33x | scan peak RSS | target <30 MiB | find -delete rate | `clean` rate | rate ratio | target ≥%.1fx | clean peak RSS | target <30 MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", cleanTarget)
 	for _, s := range r.Sizes {
 		sr := Ratios(s.ProcScan, s.Find).Stats()
 		fr, cr := rates(s.FindDelDirs, s.FindDel), rates(s.ProcCleanDirs, s.ProcClean)
 		rr := Ratios(cr, fr).Stats()
 		srss, crss := s.ProcScanRSS.Stats(), s.ProcCleanRSS.Stats()
 		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Pods, s.Find.Stats().Format(Ms), s.ProcScan.Stats().Format(Ms), sr.Format(X), verdict(sr.N > 0 && sr.Median <= 0.33),
-			srss.Format(MiB), rssVerdict(s.Pods, srss), fr.Stats().Format(Rate), cr.Stats().Format(Rate), rr.Format(X), verdict(rr.N > 0 && rr.Median >= 1.2), crss.Format(MiB), rssVerdict(s.Pods, crss))
+			srss.Format(MiB), rssVerdict(s.Pods, srss), fr.Stats().Format(Rate), cr.Stats().Format(Rate), rr.Format(X), verdict(rr.N > 0 && rr.Median >= cleanTarget), crss.Format(MiB), rssVerdict(s.Pods, crss))
+	}
+	if sc := r.Syscalls; sc != nil {
+		p("\nFiles one `cgroupcleand clean` opened while removing %d pods (%d directories), counted with `strace -f -e trace=openat` (a separate, untimed run): %d opens in all, **%d of `cgroup.procs`/`cgroup.threads`**, %d of `cgroup.events`.", sc.Pods, sc.Dirs, sc.Opens, sc.ProcsOpens, sc.EventsOpens)
+		if len(r.Hierarchies) == 1 {
+			p(" On cgroup v2 the final process check reads each pod's `cgroup.events`; `populated 0` covers the pod's whole subtree, so no `cgroup.procs` is read below it.")
+		}
+		p(" A second such clean wrote %d times to the runtime's socket (`-e trace=connect,write,writev,sendmsg -yy`; gRPC writes each call in one or two writes).\n", sc.CRIWrites)
 	}
 	p("\n### The daemon in steady state\n\n")
 	p("`cgroupcleand run` with the shipped gates (interval 1s, no jitter), its pass ends read from the sd_notify STATUS lines it sends to a socket of the harness. The first pass warms its caches; CPU is summed over the next %d passes (on-CPU time of all its threads from /proc/<pid>/task/*/schedstat; user and sys from /proc/<pid>/stat, 10 ms ticks) and divided by their count; peak RSS is its VmHWM after them.\n\n", r.DaemonPasses)
 	p("Over each size's tree (the containerd lists none of its pods; min_age 10m keeps the fresh orphans, so nothing is removed, and the mass guard would refuse anyway):\n\n")
 	p("| pods | daemon CPU per pass | peak RSS | target <30 MiB |\n|---|---|---|---|\n")
+	if r.skipped("daemon") {
+		p("| not measured in this run | | | |\n")
+	}
 	for _, s := range r.Sizes {
+		if r.skipped("daemon") {
+			break
+		}
 		st := s.DaemonRSS.Stats()
 		p("| %d | %s | %s | %s |\n", s.Pods, s.DaemonCPU.Stats().Format(Ms), st.Format(MiB), rssVerdict(s.Pods, st))
 	}
 	p("\nIdle, every pod live (real sandboxes of a real containerd, READY, each in its pod cgroup under the bench root, kubelet pod dirs present):\n\n")
 	p("| live sandboxes | started (how long, at once) | daemon CPU per idle pass | user | sys | peak RSS |\n|---|---|---|---|---|---|\n")
+	if len(r.Steady) == 0 {
+		p("| not measured in this run | | | | | |\n")
+	}
 	for _, s := range r.Steady {
 		p("| %d | +%d in %.0f s (%d at once) | %s | %s | %s | %s |\n", s.Sandboxes, s.Added, s.AddTook, s.AddWorkers, s.CPU.Stats().Format(Ms), s.User.Stats().Format(Ms), s.Sys.Stats().Format(Ms), s.RSS.Stats().Format(MiB))
 	}

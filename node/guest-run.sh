@@ -37,6 +37,15 @@ for s in $(cat "$S/steps"); do
   soak)
     step soak 420 env CGROUPCLEAN_SOAK="$NODE_SOAK" CGROUPCLEAN_SOAK_BIN=$B/cgroupcleand \
       SOAK_OUT="$O/soak.md" "$B/soak.test" -test.run '^TestSoak$' -test.v -test.timeout 400s ;;
+  bench)
+    # The rows make bench measures, cgroup v2 under emulation; the daemon
+    # rows with live sandboxes would take hours under TCG, and the Go
+    # benchmarks need a Go toolchain the guest lacks.
+    strace=
+    [ ! -x "$S/strace/strace" ] || strace=$S/strace/strace
+    step bench "$NODE_BENCH_TIMEOUT" env CGROUPCLEAN_BENCH=1 BENCH_BINARY=$B/cgroupcleand BENCH_BENCHPASS=$B/benchpass \
+      BENCH_OUT="$O/results-v2.md" BENCH_SKIP=gobench,daemon,idle,steady BENCH_STRACE="$strace" \
+      "$B/bench.test" -test.run '^TestBench$' -test.v -test.timeout "$((NODE_BENCH_TIMEOUT - 30))s" ;;
   *) echo "NODE-STEP-UNKNOWN $s" ;;
   esac
 done

@@ -9,6 +9,10 @@
 #   NODE_VM_TIMEOUT=1500  seconds the VM may run in all
 #   NODE_SOAK=3m  length of the soak in the guest
 #   NODE_ONLY=regexp  run only the guest steps whose name matches
+#   NODE_STEPS="package memcg cgroupfs engine soak"  the guest steps, in order
+#     (bench: the benchmarks of bench/ in the guest, as `make bench-v2` runs
+#     them; NODE_BENCH_TIMEOUT=3600 seconds, NODE_BENCH_OUT=bench/results-v2.md
+#     the report's place on the host; BENCH_SIZES and BENCH_RUNS as in bench/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -16,8 +20,20 @@ cd "$repo"
 GO=${GO:-go}
 cache=${NODE_CACHE:-/var/cache/cgroupclean-node}
 out=${NODE_OUT:-${TMPDIR:-/tmp}/cgroupclean-node-test}
-vm_timeout=${NODE_VM_TIMEOUT:-1500}
 export NODE_SOAK=${NODE_SOAK:-3m}
+bench_timeout=${NODE_BENCH_TIMEOUT:-3600}
+bench_out=${NODE_BENCH_OUT:-$repo/bench/results-v2.md}
+# The steps the guest must run, each with its result file: one the guest
+# skips fails the run.
+steps=$(printf '%s\n' ${NODE_STEPS:-package memcg cgroupfs engine soak} | grep -E "${NODE_ONLY:-.}" || true)
+[ -n "$steps" ] || { echo "node-test: NODE_ONLY=${NODE_ONLY:-} matches none of the steps ${NODE_STEPS:-}" >&2; exit 1; }
+for s in $steps; do
+  case $s in package|memcg|cgroupfs|engine|soak|bench) ;; *) echo "node-test: unknown step $s" >&2; exit 1 ;; esac
+done
+has_step() { printf '%s\n' $steps | grep -qx "$1"; }
+default_vm_timeout=1500
+! has_step bench || default_vm_timeout=$((bench_timeout + 600))
+vm_timeout=${NODE_VM_TIMEOUT:-$default_vm_timeout}
 
 [ "$(id -u)" = 0 ] || { echo "node-test: needs root (mmdebstrap, the image cache)" >&2; exit 1; }
 for bin in qemu-system-x86_64 mmdebstrap mkfs.ext4 zstd; do
@@ -85,18 +101,38 @@ cp "$deb" "$share/cgroupclean.deb"
 cp bin/cgroupcleand "$share/bin/cgroupcleand"
 export CGO_ENABLED=0
 build() { timeout 600 "$GO" "$@" || exit 1; }
-build vet -tags nodeguest ./node/guest/
-build test -c -tags nodeguest -o "$share/bin/node.test" ./node/guest/
-build test -c -o "$share/bin/engine.test" ./cgroupclean/engine/
-build test -c -o "$share/bin/soak.test" ./soak/
+if has_step package || has_step memcg || has_step cgroupfs; then
+  build vet -tags nodeguest ./node/guest/
+  build test -c -tags nodeguest -o "$share/bin/node.test" ./node/guest/
+fi
+! has_step engine || build test -c -o "$share/bin/engine.test" ./cgroupclean/engine/
+! has_step soak || build test -c -o "$share/bin/soak.test" ./soak/
 build build -trimpath -ldflags '-s -w' -o "$share/bin/pause" ./internal/testbed/pause/
-install -m 0755 "$here/guest-run.sh" "$share/guest-run.sh"
-# The steps the guest must run, each with its result file: one the guest
-# skips fails the run.
-steps=$(printf '%s\n' package memcg cgroupfs engine soak | grep -E "${NODE_ONLY:-.}" || true)
-[ -n "$steps" ] || { echo "node-test: NODE_ONLY=$NODE_ONLY matches no step" >&2; exit 1; }
-echo $steps > "$share/steps"
 printf 'NODE_SOAK=%q\n' "$NODE_SOAK" > "$share/env"
+if has_step bench; then
+  # The guest has no Go: the harness and its benchpass child are built here,
+  # benchpass as `make build` builds cgroupcleand (bench/ builds it so too).
+  build test -c -o "$share/bin/bench.test" ./bench/
+  build build -trimpath -buildmode=pie -o "$share/bin/benchpass" ./bench/cmd/benchpass
+  # strace (if the host has it) counts the cgroup files one clean opens.
+  # Host and guest are both Debian 12: its libraries beside it suffice.
+  if command -v strace >/dev/null; then
+    mkdir -p "$share/strace"
+    cp "$(command -v strace)" "$share/strace/strace.bin"
+    ldd "$(command -v strace)" | awk '$3 ~ /^\// && $1 !~ /^(libc|libm|ld-linux)/ {print $3}' | xargs -r cp -t "$share/strace/"
+    printf '#!/bin/sh\nd=$(dirname "$0")\nLD_LIBRARY_PATH=$d exec "$d/strace.bin" "$@"\n' > "$share/strace/strace"
+    chmod 0755 "$share/strace/strace"
+  fi
+  {
+    printf 'NODE_BENCH_TIMEOUT=%q\n' "$bench_timeout"
+    printf 'export BENCH_SIZES=%q BENCH_RUNS=%q BENCH_SCAN_REPS=%q BENCH_WORKERS=%q BENCH_NOTE=%q\n' \
+      "${BENCH_SIZES:-1000,10000}" "${BENCH_RUNS:-5}" "${BENCH_SCAN_REPS:-3}" "${BENCH_WORKERS:-2}" "${BENCH_NOTE:-}"
+    # Only ratios mean something under emulation: say what emulated it.
+    printf 'export BENCH_VM=%q\n' "$(qemu-system-x86_64 --version | head -1 | sed 's/ *(.*//'), TCG (no KVM), 2 vCPUs, 2 GiB; host CPU: $(sed -n 's/^model name[^:]*: *//p' /proc/cpuinfo | head -1), $(nproc) threads"
+  } >> "$share/env"
+fi
+install -m 0755 "$here/guest-run.sh" "$share/guest-run.sh"
+echo $steps > "$share/steps"
 phase "make deb, test programs"
 
 # 3. Boot. The guest runs its steps and powers off; qemu's exit status says
@@ -157,6 +193,10 @@ if [ "$fail" != 0 ]; then
   fi
   echo "node-test: FAIL (logs in $out)"
   exit 1
+fi
+if has_step bench; then
+  cp "$out/results-v2.md" "$bench_out"
+  echo "node-test: wrote $bench_out"
 fi
 phase "verdict"
 echo "node-test: PASS (logs in $out)"
