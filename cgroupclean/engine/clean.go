@@ -116,9 +116,11 @@ const MaxCheckAge = 50 * time.Millisecond
 
 // ShareRuntimeAnswer is for how long one answer of the runtime serves the
 // look-ahead checks of the next removals (one question per pod was an
-// eighth of a clean pass). MaxCheckAge still counts from when it was
-// asked, so no removal starts on an answer older than that.
-const ShareRuntimeAnswer = MaxCheckAge / 5
+// eighth of a clean pass, and nearly all of it with a slow runtime, whose
+// round trip outlasted a shorter window). MaxCheckAge still counts from
+// when it was asked, so no removal starts on an answer older than that: a
+// removal that would is checked again.
+const ShareRuntimeAnswer = MaxCheckAge / 2
 
 // checked is one removal after its final checks: refused, or with the
 // trees to remove.
