@@ -60,19 +60,8 @@ func TestRedecideIsDecide(t *testing.T) {
 // time: the live index built once per pass (the inventory used it too) and
 // the first plan's memory reused. BenchmarkDecide100k builds both anew.
 func BenchmarkRedecide100k(b *testing.B) {
-	inv := &inventory.Inventory{Driver: names.Systemd}
-	in := Input{Inventory: inv, KubeletPods: map[string]bool{}, Now: now}
-	for n := 0; n < 100000; n++ {
-		inv.Pods = append(inv.Pods, pod(names.Systemd, names.Burstable, n, time.Hour, id(3*n), id(3*n+1)))
-		if n%2 == 0 {
-			in.Snapshot.Sandboxes = append(in.Snapshot.Sandboxes, sandbox(n))
-			in.Snapshot.Containers = append(in.Snapshot.Containers, live.Container{ID: id(3 * n), SandboxID: sandbox(n).ID})
-		}
-	}
-	in.Procs = noProcs(inv)
+	in, pol := bench100k()
 	in.Index = live.NewIndex(in.Snapshot)
-	pol := policy
-	pol.MaxRemovalsPerPass = 1 << 30
 	plan := Decide(in, pol)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"testing"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
-	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
-	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 )
 
 // encoderJSON is what `scan --json` printed before it streamed: the whole
@@ -30,15 +27,8 @@ func encoderJSON(t *testing.T, v any) []byte {
 // one with several items (nested containers, HTML-escaped strings), and
 // one with every field zero.
 func TestStreamedJSONIsTheEncodersBytes(t *testing.T) {
-	var s engine.Scan
-	var results []engine.Result
-	var health memcg.Decision
-	fill(reflect.ValueOf(&s).Elem(), 0)
-	fill(reflect.ValueOf(&results).Elem(), 0)
-	fill(reflect.ValueOf(&health).Elem(), 0)
-	s.Inventory = &inventory.Inventory{Pods: []*inventory.Pod{{Path: s.Plan.Items[0].Path, Other: []string{"/p/other"}}},
-		Skipped: []inventory.Skipped{{Path: "/p/<x>&", Why: inventory.UnknownName}}}
-	full := newScanDoc("c.toml", &s, results, &health, true)
+	s, results, health := filledScan("/p/<x>&")
+	full := newScanDoc("c.toml", s, results, health, true)
 
 	var many engine.Scan
 	many.Plan = decide.Plan{Items: []decide.Item{}, Kept: map[decide.Reason]int{decide.TooYoung: 2, decide.Busy: 1}}

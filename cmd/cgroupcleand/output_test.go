@@ -96,9 +96,10 @@ func checkKeys(t *testing.T, where string, v any) (keys int) {
 	return keys
 }
 
-// TestJSONKeysSnakeCase fills every field of what scan --json and clean
-// --json print and checks every key of the document.
-func TestJSONKeysSnakeCase(t *testing.T) {
+// filledScan is a scan, its results and memcg health with every field set
+// (fill), an inventory with an "other" directory and one skipped entry at
+// skipped.
+func filledScan(skipped string) (*engine.Scan, []engine.Result, *memcg.Decision) {
 	var s engine.Scan
 	var results []engine.Result
 	var health memcg.Decision
@@ -106,8 +107,15 @@ func TestJSONKeysSnakeCase(t *testing.T) {
 	fill(reflect.ValueOf(&results).Elem(), 0)
 	fill(reflect.ValueOf(&health).Elem(), 0)
 	s.Inventory = &inventory.Inventory{Pods: []*inventory.Pod{{Path: s.Plan.Items[0].Path, Other: []string{"/p/other"}}},
-		Skipped: []inventory.Skipped{{Path: "/p/x", Why: inventory.UnknownName}}}
-	b, err := json.Marshal(newScanDoc("c.toml", &s, results, &health, true))
+		Skipped: []inventory.Skipped{{Path: skipped, Why: inventory.UnknownName}}}
+	return &s, results, &health
+}
+
+// TestJSONKeysSnakeCase fills every field of what scan --json and clean
+// --json print and checks every key of the document.
+func TestJSONKeysSnakeCase(t *testing.T) {
+	s, results, health := filledScan("/p/x")
+	b, err := json.Marshal(newScanDoc("c.toml", s, results, health, true))
 	if err != nil {
 		t.Fatal(err)
 	}
