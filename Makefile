@@ -43,6 +43,7 @@ NFPM_ENV := PKG_VERSION='$(PKG_VERSION)' PKG_MAINTAINER='$(PKG_MAINTAINER)' \
 
 .PHONY: all build test fuzz deps lint deb rpm packages package-test machineconfig \
 	machineconfig-check demo bench bench-smoke bench-v2 soak soak-smoke node-test clean version
+.PHONY: rules rules-test
 
 all: build
 
@@ -68,6 +69,7 @@ test:
 	$(MAKE) --no-print-directory soak-smoke
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory package-test
+	$(MAKE) --no-print-directory rules-test
 	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory node-test
 
@@ -174,3 +176,18 @@ bench-v2:
 
 clean:
 	rm -rf bin $(DIST)
+
+# The alerting rules (docs/fleet.md): one source,
+# packaging/prometheus/cgroupclean-rules.yml; `rules` regenerates the OKD
+# PrometheusRule from it (go test ./packaging/prometheus/ fails when the
+# committed one is stale). rules-test is promtool's syntax check and the
+# unit tests of every alert (Debian package prometheus; about 5 s).
+RULES_SRC := packaging/prometheus/cgroupclean-rules.yml
+RULES_OKD := packaging/okd/metrics/cgroupclean-prometheusrule.yaml
+rules:
+	$(GO) run ./packaging/prometheus/cmd/cgroupclean-rules okd > $(RULES_OKD).tmp && mv $(RULES_OKD).tmp $(RULES_OKD) || { rm -f $(RULES_OKD).tmp; exit 1; }
+
+rules-test:
+	@scripts/install-deps.sh
+	promtool check rules $(RULES_SRC)
+	cd packaging/prometheus && promtool test rules cgroupclean-rules.test.yml cgroupclean-rules-long.test.yml
