@@ -123,10 +123,13 @@ package-test:
 
 # Regenerates the MachineConfigs and the ignition config from their Butane
 # sources, embedding systemd/cgroupcleand.service and config.example.toml.
+# First packaging/okd/config-observe.toml, the canary pool's config
+# (config.example.toml with clean.mode = "observe").
 # The files-dir is the repo root, so the .bu files name those paths as they
 # are in the repository.
 BUTANE_SRC := $(wildcard packaging/okd/*.bu packaging/ignition/*.bu)
 machineconfig:
+	$(GO) run ./packaging/cmd/observe-config
 	@for bu in $(BUTANE_SRC); do \
 		case "$$bu" in *.ign.bu) out=$${bu%.bu};; *) out=$${bu%.bu}.yaml;; esac; \
 		echo "butane $$bu -> $$out"; \
