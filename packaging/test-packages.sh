@@ -128,6 +128,8 @@ want_rpm_files="/etc/cgroupclean
 /usr/bin/cgroupcleand
 /usr/lib/systemd/catalog/cgroupclean.catalog
 /usr/lib/systemd/system/cgroupcleand.service
+/usr/share/cgroupclean/grafana/cgroupclean-dashboard.json
+/usr/share/cgroupclean/prometheus/cgroupclean-rules.yml
 /usr/share/cgroupclean/systemd/metrics.conf
 /usr/share/licenses/cgroupclean/LICENSE
 /usr/share/man/man8/cgroupcleand.8.gz"
@@ -148,6 +150,8 @@ drwxr-xr-x root:root /etc/cgroupclean
 -rwxr-xr-x root:root /usr/bin/cgroupcleand
 -rw-r--r-- root:root /usr/lib/systemd/catalog/cgroupclean.catalog
 -rw-r--r-- root:root /usr/lib/systemd/system/cgroupcleand.service
+-rw-r--r-- root:root /usr/share/cgroupclean/grafana/cgroupclean-dashboard.json
+-rw-r--r-- root:root /usr/share/cgroupclean/prometheus/cgroupclean-rules.yml
 -rw-r--r-- root:root /usr/share/cgroupclean/systemd/metrics.conf
 -rw-r--r-- root:root /usr/share/licenses/cgroupclean/LICENSE
 -rw-r--r-- root:root /usr/share/man/man8/cgroupcleand.8.gz
@@ -180,6 +184,10 @@ drwxr-xr-x /usr/lib/systemd/catalog/
 -rw-r--r-- /usr/lib/systemd/catalog/cgroupclean.catalog
 drwxr-xr-x /usr/share/
 drwxr-xr-x /usr/share/cgroupclean/
+drwxr-xr-x /usr/share/cgroupclean/grafana/
+-rw-r--r-- /usr/share/cgroupclean/grafana/cgroupclean-dashboard.json
+drwxr-xr-x /usr/share/cgroupclean/prometheus/
+-rw-r--r-- /usr/share/cgroupclean/prometheus/cgroupclean-rules.yml
 drwxr-xr-x /usr/share/cgroupclean/systemd/
 -rw-r--r-- /usr/share/cgroupclean/systemd/metrics.conf
 drwxr-xr-x /usr/share/doc/
@@ -225,6 +233,7 @@ check "installed man page is packaging/man/cgroupcleand.8" \
 check "cgroupcleand version prints 0.1.0" bash -c "/usr/bin/cgroupcleand version | grep -q '0\.1\.0'"
 check "install did not enable the unit" test ! -e /etc/systemd/system/multi-user.target.wants/cgroupcleand.service
 check "metrics drop-in shipped, not active" bash -c "cmp -s packaging/systemd/metrics.conf /usr/share/cgroupclean/systemd/metrics.conf && test ! -e /etc/systemd/system/cgroupcleand.service.d/metrics.conf && test ! -e /lib/systemd/system/cgroupcleand.service.d"
+check "alerting rules and dashboard shipped as in the repository" bash -c "cmp -s packaging/prometheus/cgroupclean-rules.yml /usr/share/cgroupclean/prometheus/cgroupclean-rules.yml && cmp -s packaging/grafana/cgroupclean-dashboard.json /usr/share/cgroupclean/grafana/cgroupclean-dashboard.json"
 check "dpkg --verify clean" dpkg --verify cgroupclean
 
 # The operator edits the config, adds a file of their own and enables the

@@ -6,7 +6,8 @@
 //     (packaging/okd/metrics/cgroupclean-prometheusrule.yaml, `make rules`);
 //   - ScaleDurations: a copy with every for: and every window scaled, for a
 //     daemon whose interval is not the default 5m (the fleet test runs
-//     passes seconds apart);
+//     passes seconds apart). Factor makes the usual Scaler; any func will
+//     do (one that also caps the day-long windows, say);
 //   - RebaseRunbooks: runbook_url annotations pointing at another copy of
 //     docs/runbooks/.
 //
