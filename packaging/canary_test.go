@@ -27,13 +27,18 @@ const (
 	canaryNodeSel = "node-role.kubernetes.io/worker-canary"
 )
 
-type machineConfigPool struct {
+// objectHead is what every object here starts with.
+type objectHead struct {
 	APIVersion string `yaml:"apiVersion"`
 	Kind       string `yaml:"kind"`
 	Metadata   struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
-	Spec struct {
+}
+
+type machineConfigPool struct {
+	objectHead `yaml:",inline"`
+	Spec       struct {
 		MachineConfigSelector struct {
 			MatchLabels      map[string]string `yaml:"matchLabels"`
 			MatchExpressions []struct {
@@ -184,12 +189,8 @@ func TestObserveConfigIsExampleObserving(t *testing.T) {
 }
 
 type mosc struct {
-	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
-	Metadata   struct {
-		Name string `yaml:"name"`
-	} `yaml:"metadata"`
-	Spec struct {
+	objectHead `yaml:",inline"`
+	Spec       struct {
 		MachineConfigPool struct {
 			Name string `yaml:"name"`
 		} `yaml:"machineConfigPool"`
