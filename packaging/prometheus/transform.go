@@ -209,3 +209,17 @@ func PrometheusRule(f File) ([]byte, error) {
 	}
 	return append([]byte(PrometheusRuleHeader), body...), nil
 }
+
+// ScaledSource returns the shipped rules (Source) with every duration
+// scaled, as a rules file Prometheus loads: what a test whose daemons pass
+// seconds apart writes next to its prometheus.yml.
+func ScaledSource(scale Scaler) ([]byte, error) {
+	f, err := Parse(Source)
+	if err != nil {
+		return nil, err
+	}
+	if f, err = ScaleDurations(f, scale); err != nil {
+		return nil, err
+	}
+	return f.Marshal()
+}

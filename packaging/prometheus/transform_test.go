@@ -128,6 +128,9 @@ func TestScaleDurationsShippedRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if viaSource, err := ScaledSource(scale); err != nil || !bytes.Equal(viaSource, out) {
+		t.Errorf("ScaledSource differs from ScaleDurations of Source (err %v)", err)
+	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "short.yml"), out, 0o644); err != nil {
 		t.Fatal(err)
