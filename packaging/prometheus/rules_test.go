@@ -7,12 +7,14 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/metrics"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
@@ -309,5 +311,39 @@ func TestServiceMonitorLabelsMatchRules(t *testing.T) {
 			t.Errorf("ServiceMonitor relabels job=cgroupclean: %v, instance from the node name: %v", job, instance)
 		}
 		return
+	}
+}
+
+var threshold = regexp.MustCompile(`\)*\s*>\s*([0-9.]+)\s*$`)
+
+// The memcg alerts hold the watchdog's default thresholds (docs/memcg.md):
+// warning at the warn value, critical at the act value.
+func TestMemcgThresholdsAreTheDefaults(t *testing.T) {
+	m := config.Default().Memcg
+	want := map[string]map[string]float64{
+		"CgroupcleanMemcgDyingHigh":       {"warning": float64(m.DyingWarn), "critical": float64(m.DyingAct)},
+		"CgroupcleanMemcgStatLatencyHigh": {"warning": m.LatencyWarn.Seconds(), "critical": m.LatencyAct.Seconds()},
+	}
+	seen := 0
+	for _, g := range source(t).Groups {
+		for _, r := range g.Rules {
+			w, ok := want[r.Alert]
+			if !ok {
+				continue
+			}
+			seen++
+			m := threshold.FindStringSubmatch(strings.TrimSpace(r.Expr))
+			if m == nil {
+				t.Errorf("%s: no threshold at the end of %s", r.Alert, r.Expr)
+				continue
+			}
+			got, err := strconv.ParseFloat(m[1], 64)
+			if err != nil || got != w[r.Labels["severity"]] {
+				t.Errorf("%s (%s): threshold %s, want %v (the memcg default)", r.Alert, r.Labels["severity"], m[1], w[r.Labels["severity"]])
+			}
+		}
+	}
+	if seen != 4 {
+		t.Errorf("found %d memcg threshold rules, want 4 (a warning and a critical each)", seen)
 	}
 }
