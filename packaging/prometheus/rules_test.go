@@ -220,8 +220,8 @@ func TestRunbookPerAlert(t *testing.T) {
 		if !strings.Contains(page, "journalctl ") {
 			t.Errorf("%s.md: no journalctl command to confirm it", a)
 		}
-		if !strings.Contains(page, "cgroupcleand doctor") && !strings.Contains(page, "cgroupcleand scan") {
-			t.Errorf("%s.md: no cgroupcleand doctor or scan command", a)
+		if !strings.Contains(page, "cgroupcleand doctor") {
+			t.Errorf("%s.md: no cgroupcleand doctor command", a)
 		}
 	}
 }
