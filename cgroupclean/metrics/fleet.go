@@ -85,4 +85,3 @@ func (m *Metrics) DoctorFindings(rep doctor.Report, at time.Time) {
 	}
 	m.doctorLastRun.Set(float64(at.UnixNano()) / 1e9)
 }
-
