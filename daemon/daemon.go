@@ -22,6 +22,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/metrics"
 	"math/rand/v2"
 	"os"
@@ -82,6 +83,9 @@ type Daemon struct {
 	BeforeRemove func() apply.BeforeRemove
 	// Metrics, when set, records every pass (nil records nothing).
 	Metrics *metrics.Metrics
+	// MemcgSample, when set, gives the memcg watchdog's last probe to the
+	// periodic doctor checks (nil: no sample).
+	MemcgSample func() *memcg.Sample
 
 	cfg      config.Config
 	links    *Links

@@ -10,6 +10,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/doctor"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 	"github.com/sirupsen/logrus"
 )
 
@@ -56,7 +57,11 @@ func (d *Daemon) runDoctor(ctx context.Context, cfg config.Config, n uint64, s *
 		if d.doctor.beforeN+1 != n {
 			before = nil
 		}
-		rep := doctor.RunPeriodic(in, before)
+		var sample *memcg.Sample
+		if d.MemcgSample != nil {
+			sample = d.MemcgSample()
+		}
+		rep := doctor.RunPeriodic(in, before, sample)
 		d.Metrics.DoctorFindings(rep, time.Now())
 		d.logDoctor(n, rep, before == nil)
 	}

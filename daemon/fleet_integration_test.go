@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -24,8 +23,7 @@ type daemonNode struct {
 	dir     string
 	cfgPath string
 	url     string
-	cmd     *exec.Cmd
-	log     *testbed.SyncBuffer
+	daemon  *testbed.Daemon
 }
 
 func newDaemonNode(t *testing.T, name string) *daemonNode {
@@ -39,44 +37,14 @@ func newDaemonNode(t *testing.T, name string) *daemonNode {
 	return n
 }
 
-// config is a 1-second pass that removes an orphan at its first sighting,
-// with extra TOML lines appended to the [clean] section and a [doctor]
-// section.
-func (n *daemonNode) config(port int, clean, doctor string) string {
-	return fmt.Sprintf(`[runtime]
-endpoint = %q
-timeout = "2s"
-
-[cgroup]
-pod_root = %q
-driver = "cgroupfs"
-kubelet_root = %q
-
-[clean]
-min_age = "0s"
-confirm_passes = 1
-max_removal_share = 1.0
-use_systemd = "never"
-%s
-
-[daemon]
-interval = "1s"
-jitter = 0.0
-state_dir = %q
-
-[log]
-level = "info"
-format = "text"
-
-[memcg]
-mode = "off"
-
-[metrics]
-listen = "127.0.0.1:%d"
-
-[doctor]
-%s
-`, n.ctrd.Endpoint(), n.root.Rel("kubepods"), filepath.Join(n.dir, "kubelet"), clean, filepath.Join(n.dir, "state"), port, doctor)
+// config is a pass every interval that removes an orphan at its first
+// sighting, with extra [clean] lines and the doctor's cadence.
+func (n *daemonNode) config(port int, interval time.Duration, doctorEvery int, clean ...string) string {
+	return testbed.NodeConfig{
+		Endpoint: n.ctrd.Endpoint(), PodRoot: n.root.Rel("kubepods"), KubeletRoot: filepath.Join(n.dir, "kubelet"),
+		StateDir: filepath.Join(n.dir, "state"), Interval: interval, MetricsPort: port,
+		Clean: append([]string{"max_removal_share = 1.0"}, clean...), DoctorEvery: doctorEvery,
+	}.TOML()
 }
 
 func (n *daemonNode) writeConfig(t *testing.T, text string) {
@@ -86,37 +54,11 @@ func (n *daemonNode) writeConfig(t *testing.T, text string) {
 	}
 }
 
-// start runs bin with the node's config, stopped by SIGTERM (by its PID)
-// when the test ends; the log is printed when the test failed.
+// start runs bin with the node's config.
 func (n *daemonNode) start(t *testing.T, bin string, port int) {
 	t.Helper()
 	n.url = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	n.cmd, n.log = startDaemon(t, bin, n.cfgPath)
-}
-
-func startDaemon(t *testing.T, bin, cfgPath string) (*exec.Cmd, *testbed.SyncBuffer) {
-	t.Helper()
-	logBuf := &testbed.SyncBuffer{}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logBuf, logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logBuf.String())
-		}
-	})
-	return cmd, logBuf
+	n.daemon = testbed.StartDaemon(t, bin, "run", "--config", n.cfgPath)
 }
 
 // orphan makes a pod cgroup whose sandbox was stopped and removed.
@@ -145,7 +87,7 @@ func TestDaemonObserveThenActOnReload(t *testing.T) {
 	bin := buildDaemon(t)
 	orphans := []string{n.orphan(t, "gone-0"), n.orphan(t, "gone-1")}
 	port := freePort(t)
-	n.writeConfig(t, n.config(port, `mode = "observe"`, "every_passes = 0"))
+	n.writeConfig(t, n.config(port, time.Second, 0, `mode = "observe"`))
 	n.start(t, bin, port)
 
 	var fams map[string]*dto.MetricFamily
@@ -166,17 +108,17 @@ func TestDaemonObserveThenActOnReload(t *testing.T) {
 		if k := n.root.Exists(rel); k != len(n.root.Hierarchies) {
 			t.Fatalf("observe mode: %s left in %d of %d hierarchies", rel, k, len(n.root.Hierarchies))
 		}
-		if !strings.Contains(n.log.String(), "observe mode: would remove orphan pod "+n.root.Rel(rel)) {
+		if !strings.Contains(n.daemon.Log.String(), "observe mode: would remove orphan pod "+n.root.Rel(rel)) {
 			t.Errorf("no would-remove line for %s", rel)
 		}
 	}
-	if !strings.Contains(n.log.String(), "observe mode: would remove 2, removed 0") {
+	if !strings.Contains(n.daemon.Log.String(), "observe mode: would remove 2, removed 0") {
 		t.Error("no pass summary saying what observe mode would remove")
 	}
 
-	pid := n.cmd.Process.Pid
-	n.writeConfig(t, n.config(port, `mode = "act"`, "every_passes = 0"))
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+	pid := n.daemon.PID()
+	n.writeConfig(t, n.config(port, time.Second, 0, `mode = "act"`))
+	if err := n.daemon.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "act mode to remove both orphans", func() bool {
@@ -191,10 +133,10 @@ func TestDaemonObserveThenActOnReload(t *testing.T) {
 			t.Errorf("act mode: %s still in %d hierarchies", rel, k)
 		}
 	}
-	if n.cmd.ProcessState != nil || n.cmd.Process.Pid != pid {
+	if !n.daemon.Running() || n.daemon.PID() != pid {
 		t.Fatal("the daemon restarted instead of reloading")
 	}
-	if !strings.Contains(n.log.String(), "clean.mode changed from observe to act") {
+	if !strings.Contains(n.daemon.Log.String(), "clean.mode changed from observe to act") {
 		t.Error("the mode change was not logged")
 	}
 }
@@ -202,6 +144,7 @@ func TestDaemonObserveThenActOnReload(t *testing.T) {
 // The daemon's periodic doctor checks, against a real container held to
 // 5 ms of CPU per 100 ms period: cgroupclean_doctor_findings counts it as
 // one throttled cgroup (a warning), and an idle container is not counted.
+// Passes 2 s apart: the share needs 10 CFS periods (1 s) between reads.
 func TestDaemonDoctorFindsThrottledContainer(t *testing.T) {
 	n := newDaemonNode(t, "doctor")
 	var cpu hierarchy.Hierarchy
@@ -229,7 +172,7 @@ func TestDaemonDoctorFindsThrottledContainer(t *testing.T) {
 	n.ctrd.CreateStartContainer(t, idleSB, "sleeper")
 
 	port := freePort(t)
-	n.writeConfig(t, n.config(port, "", "every_passes = 1"))
+	n.writeConfig(t, n.config(port, 2*time.Second, 1))
 	n.start(t, bin, port)
 	var fams map[string]*dto.MetricFamily
 	waitFor(t, 40*time.Second, "doctor_findings{cpu.throttled,warning} = 1", func() bool {
@@ -239,14 +182,14 @@ func TestDaemonDoctorFindsThrottledContainer(t *testing.T) {
 	if v := value(fams, "cgroupclean_doctor_last_run_timestamp_seconds"); v < float64(time.Now().Add(-10*time.Second).Unix()) {
 		t.Errorf("doctor_last_run_timestamp_seconds = %v", v)
 	}
-	for _, f := range []string{"leak.dying", "leak.memcg-ids", "layer.inodes-high", "cpu.throttled"} {
+	for _, f := range []string{"memcg.dying", "leak.memcg-ids", "layer.inodes-high", "cpu.throttled"} {
 		if v := value(fams, "cgroupclean_doctor_findings", "finding", f, "severity", "info"); v != 0 {
 			t.Errorf("doctor_findings{%s,info} = %v", f, v)
 		}
 	}
 	// It stays at one (the idle pod never joins) over the next passes.
 	for i := 0; i < 3; i++ {
-		time.Sleep(1100 * time.Millisecond)
+		time.Sleep(2100 * time.Millisecond)
 		if fams = n.metrics(t); value(fams, "cgroupclean_doctor_findings", "finding", "cpu.throttled", "severity", "warning") != 1 {
 			t.Fatalf("throttled count moved: %v", value(fams, "cgroupclean_doctor_findings", "finding", "cpu.throttled", "severity", "warning"))
 		}

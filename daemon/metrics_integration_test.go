@@ -139,7 +139,7 @@ listen = "127.0.0.1:%d"
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startDaemon(t, bin, cfg)
+	testbed.StartDaemon(t, bin, "run", "--config", cfg)
 
 	var fams map[string]*dto.MetricFamily
 	var body []byte

@@ -1,7 +1,10 @@
 package doctor
 
 import (
+	"errors"
 	"time"
+
+	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 )
 
 // Periodic is a finding the daemon exports as a metric: the number of
@@ -17,8 +20,8 @@ type Periodic struct {
 // PeriodicFindings are the findings of the cheap checks (RunPeriodic).
 var PeriodicFindings = []Periodic{
 	{IDThrottled, "pod and container cgroups throttled in more than 25% of their CFS periods since the pass before"},
-	{IDDying, "hierarchies whose dying cgroups reach memcg.dying_warn"},
-	{IDMemcgIDs, "memory hierarchies with half or more of the 65,535 memcg IDs in use, live and dying"},
+	{IDMemcgDying, "1 when the dying memory cgroups reach memcg.dying_warn (from the memcg watchdog's last probe)"},
+	{IDMemcgIDs, "1 when half or more of the 65,535 memcg IDs are in use, live and dying (v1, from the same probe)"},
 	{IDLayerHigh, "containers whose writable layer holds more than 100,000 inodes (the runtime's figures)"},
 }
 
@@ -31,21 +34,26 @@ const (
 // PeriodicKey is one series of the findings metric.
 type PeriodicKey struct{ ID, Severity string }
 
-// RunPeriodic runs the checks the daemon can afford every few passes:
-// dying cgroups and memcg ID headroom, CFS throttling since before (the
-// reading of the pass before; nil skips the check) and writable layer
-// inodes from in.Containers. Nothing sleeps: the throttling share spans
-// the time since before.
-func RunPeriodic(in Input, before *CPUReading) Report {
-	if in.ProcRoot == "" {
-		in.ProcRoot = "/proc"
-	}
+// RunPeriodic runs the checks the daemon can afford every few passes, on
+// what it has at hand: CFS throttling since before (the reading of the
+// pass before; nil skips it), writable layer inodes from in.Containers,
+// and the dying memcgs and memcg ID headroom from memcgSample, the memcg
+// watchdog's last probe (nil skips them). Nothing sleeps, and nothing
+// walks the whole cgroup tree again: doctor's per-hierarchy dying count
+// (leak.dying) walks every directory of every hierarchy, seconds on a node
+// with tens of thousands of cgroups, so the daemon leaves it to `doctor`.
+func RunPeriodic(in Input, before *CPUReading, memcgSample *memcg.Sample) Report {
 	if in.InodeThreshold == 0 {
 		in.InodeThreshold = DefaultInodeThreshold
 	}
 	r := &Report{Time: time.Now()}
-	if in.Scan != nil {
-		checkDying(in, r)
+	if memcgSample != nil {
+		r.add(memcgDyingFinding(*memcgSample, in.Config.Memcg))
+		if !memcgSample.V2 {
+			checkMemcgIDs(memcgSample.Live+memcgSample.Dying, r)
+		}
+	} else {
+		r.notRun("dying memcgs and memcg IDs", errors.New("no memcg probe (memcg.mode = \"off\")"))
 	}
 	if before != nil {
 		r.Interval = time.Since(before.at)

@@ -55,7 +55,7 @@ func TestFleetMetrics(t *testing.T) {
 	}
 	rep := doctor.Report{Findings: []doctor.Finding{
 		{ID: doctor.IDThrottled, Severity: doctor.Warn}, {ID: doctor.IDThrottled, Severity: doctor.Warn},
-		{ID: doctor.IDDying, Severity: doctor.Critical}, {ID: doctor.IDDying, Severity: doctor.OK},
+		{ID: doctor.IDMemcgDying, Severity: doctor.Critical}, {ID: doctor.IDMemcgDying, Severity: doctor.OK}, {ID: doctor.IDDying, Severity: doctor.Warn},
 		{ID: doctor.IDLayers, Severity: doctor.Info}, // a summary, not a periodic row
 		{ID: doctor.IDLayerHigh, Severity: doctor.Info},
 	}}
@@ -65,15 +65,17 @@ func TestFleetMetrics(t *testing.T) {
 		id, sev string
 		want    float64
 	}{
-		{doctor.IDThrottled, "warning", 2}, {doctor.IDDying, "warning", 1}, {doctor.IDDying, "info", 0},
+		{doctor.IDThrottled, "warning", 2}, {doctor.IDMemcgDying, "warning", 1}, {doctor.IDMemcgDying, "info", 0},
 		{doctor.IDLayerHigh, "info", 1}, {doctor.IDMemcgIDs, "warning", 0},
 	} {
 		if v := gaugeOf(t, m, "cgroupclean_doctor_findings", map[string]string{"finding": c.id, "severity": c.sev}); v != c.want {
 			t.Errorf("doctor_findings{%s,%s} = %v, want %v", c.id, c.sev, v, c.want)
 		}
 	}
-	if s := series(gather(t, m)["cgroupclean_doctor_findings"], map[string]string{"finding": doctor.IDLayers}); s != nil {
-		t.Error("a finding outside the periodic table became a label value")
+	for _, id := range []string{doctor.IDLayers, doctor.IDDying} {
+		if s := series(gather(t, m)["cgroupclean_doctor_findings"], map[string]string{"finding": id}); s != nil {
+			t.Errorf("%s, outside the periodic table, became a label value", id)
+		}
 	}
 	if v := gaugeOf(t, m, "cgroupclean_doctor_last_run_timestamp_seconds", nil); v != 1700000000 {
 		t.Errorf("doctor_last_run = %v", v)
