@@ -3,8 +3,8 @@ package doctor
 import (
 	"context"
 
-	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"fmt"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"os"
 	"path/filepath"
 	"strings"
