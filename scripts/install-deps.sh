@@ -6,11 +6,13 @@
 #   rpm, lintian, rpmlint, busybox-static, man-db: package checks
 #   qemu-system-x86, qemu-utils, mmdebstrap, e2fsprogs, zstd: make node-test
 #     (a Debian guest image built from packages, booted under qemu)
+#   prometheus: promtool checks and unit-tests the alerting rules (make rules-test)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(containerd runc systemd dbus dbus-user-session util-linux
   rpm lintian rpmlint busybox-static man-db
-  qemu-system-x86 qemu-utils mmdebstrap e2fsprogs zstd)
+  qemu-system-x86 qemu-utils mmdebstrap e2fsprogs zstd
+  prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
