@@ -311,6 +311,7 @@ func TestFleet(t *testing.T) {
 	})
 	waitFor(t, 30*time.Second, observer+" to drain after the switch", func() bool { return obs.leakedLeft() == 0 })
 	waitFor(t, 30*time.Second, massive+" to drain with the share raised", func() bool { return mg.leakedLeft() == 0 })
+	t.Logf("t+%.1fs: %s and %s drained; firing %v", time.Since(start).Seconds(), observer, massive, log.firing())
 	expect(t, prom, `cgroupclean_clean_mode{instance="`+observer+`", mode="act"}`, observer, 1)
 	waitFor(t, 15*time.Second, "Prometheus to see "+observer+"'s 2 removals", func() bool {
 		return value(t, prom, `sum by (instance) (cgroupclean_removals_total{instance="`+observer+`"})`, observer) == 2
