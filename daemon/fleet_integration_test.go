@@ -86,7 +86,7 @@ func TestDaemonObserveThenActOnReload(t *testing.T) {
 	n := newDaemonNode(t, "observe")
 	bin := buildDaemon(t)
 	orphans := []string{n.orphan(t, "gone-0"), n.orphan(t, "gone-1")}
-	port := freePort(t)
+	port := testbed.FreePort(t)
 	n.writeConfig(t, n.config(port, time.Second, 0, `mode = "observe"`))
 	n.start(t, bin, port)
 
@@ -171,7 +171,7 @@ func TestDaemonDoctorFindsThrottledContainer(t *testing.T) {
 	_, idleSB := run("idle")
 	n.ctrd.CreateStartContainer(t, idleSB, "sleeper")
 
-	port := freePort(t)
+	port := testbed.FreePort(t)
 	n.writeConfig(t, n.config(port, 2*time.Second, 1))
 	n.start(t, bin, port)
 	var fams map[string]*dto.MetricFamily

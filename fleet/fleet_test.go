@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,7 +48,7 @@ type fleet struct {
 func (f *fleet) newNode(name string, clean []string, doctorEvery int) *node {
 	t := f.t
 	t.Helper()
-	n := &node{name: name, root: testbed.NewCgroupRoot(t, "fleet-"+name), dir: filepath.Join(t.TempDir()), port: freePort(t)}
+	n := &node{name: name, root: testbed.NewCgroupRoot(t, "fleet-"+name), dir: t.TempDir(), port: testbed.FreePort(t)}
 	if err := os.MkdirAll(filepath.Join(n.dir, "kubelet", "pods"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -106,16 +105,6 @@ func (n *node) leakedLeft() int {
 		}
 	}
 	return left
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func buildDaemon(t *testing.T) string {
@@ -235,7 +224,7 @@ func TestFleet(t *testing.T) {
 		f.start(n)
 		targets = append(targets, target{instance: n.name, port: n.port})
 	}
-	prom := startPrometheus(t, promBin, rulesPath, freePort(t), targets)
+	prom := startPrometheus(t, promBin, rulesPath, testbed.FreePort(t), targets)
 	waitFor(t, 60*time.Second, "every node scraped and up", func() bool {
 		up, err := prom.query(`up{job="cgroupclean"} == 1`)
 		return err == nil && len(up) == 10

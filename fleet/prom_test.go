@@ -201,8 +201,13 @@ func (l *alertLog) poll(p *promServer) {
 func (l *alertLog) firing() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []string
-	for k := range l.now {
+	return names(l.now)
+}
+
+// names are the keys of m as strings, sorted.
+func names[V any](m map[key]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
 		out = append(out, k.String())
 	}
 	sort.Strings(out)
@@ -245,12 +250,7 @@ func (l *alertLog) at(t time.Time) string {
 func (l *alertLog) everFired() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []string
-	for k := range l.rows {
-		out = append(out, k.String())
-	}
-	sort.Strings(out)
-	return out
+	return names(l.rows)
 }
 
 func (l *alertLog) row(k key) alertRow {

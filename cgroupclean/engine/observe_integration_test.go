@@ -2,8 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -137,11 +135,7 @@ func TestObserveRefusesWithoutSystemd(t *testing.T) {
 	ctrd := testbed.StartContainerd(t)
 	slice := "kubepods.slice/kubepods-besteffort.slice/" + names.SystemdPodSlice(names.BestEffort, testbed.RandomUID())
 	must(t, r.Mkdir(slice))
-	cfg := config.Default()
-	cfg.Runtime.Endpoint = ctrd.Endpoint()
-	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = r.Rel("kubepods.slice"), t.TempDir()
-	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
-	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
+	cfg := sliceConfig(t, ctrd, r.Rel("kubepods.slice"))
 	cfg.Clean.Mode = config.ModeObserve
 	log, hook := test.NewNullLogger()
 	e := &engine.Engine{Config: cfg, Runtime: dialCRI(t, cfg), UnitsErr: unreachableSystemd(t), Log: log}
@@ -176,12 +170,7 @@ func TestObserveLooksUpUnitWithoutStopping(t *testing.T) {
 	m := sd.Manager(t)
 	waitActive(t, m, unit)
 
-	cfg := config.Default()
-	cfg.Runtime.Endpoint = ctrd.Endpoint()
-	cfg.Cgroup.PodRoot = sd.Root.Rel("kubepods.slice")
-	cfg.Cgroup.KubeletRoot = t.TempDir()
-	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
-	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
+	cfg := sliceConfig(t, ctrd, sd.Root.Rel("kubepods.slice"))
 	cfg.Clean.UseSystemd, cfg.Clean.SystemdBus = "always", sd.Bus
 	cfg.Clean.Mode = config.ModeObserve
 	log, hook := test.NewNullLogger()

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -11,7 +12,7 @@ import (
 
 // NodeConfig is the configuration of a cgroupcleand under test: the
 // cgroupfs driver, no systemd, no memcg watchdog, an orphan removed at its
-// first sighting, passes Interval apart, text logs.
+// ConfirmPasses-th sighting, passes Interval apart, text logs.
 type NodeConfig struct {
 	Endpoint    string // CRI endpoint
 	PodRoot     string // the cgroup path of the node's pod root
@@ -24,6 +25,8 @@ type NodeConfig struct {
 	Clean []string
 	// DoctorEvery is [doctor] every_passes.
 	DoctorEvery int
+	// ConfirmPasses is [clean] confirm_passes (0: 1).
+	ConfirmPasses int
 }
 
 // TOML is the configuration file.
@@ -43,7 +46,7 @@ kubelet_root = %q
 
 [clean]
 min_age = "0s"
-confirm_passes = 1
+confirm_passes = %d
 use_systemd = "never"
 %s
 
@@ -64,7 +67,18 @@ listen = %q
 
 [doctor]
 every_passes = %d
-`, c.Endpoint, c.PodRoot, c.KubeletRoot, strings.Join(c.Clean, "\n"), c.Interval.String(), c.StateDir, listen, c.DoctorEvery)
+`, c.Endpoint, c.PodRoot, c.KubeletRoot, max(c.ConfirmPasses, 1), strings.Join(c.Clean, "\n"), c.Interval.String(), c.StateDir, listen, c.DoctorEvery)
+}
+
+// FreePort finds a loopback TCP port nobody listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Daemon is a cgroupcleand (or any long-running command) started by a
