@@ -170,7 +170,7 @@ node-test:
 # (a proxy to one real containerd) and a private /run, scraped by Debian's
 # Prometheus on loopback evaluating the shipped rules (durations scaled to
 # 2-second passes); faults are made and undone on chosen nodes and the
-# alerts are asserted through Prometheus's HTTP API (root; about 80 s).
+# alerts are asserted through Prometheus's HTTP API (root; about 2 minutes).
 .PHONY: fleet-test
 fleet-test:
 	@scripts/install-deps.sh

@@ -18,10 +18,13 @@ import (
 
 // interval is the daemons' pass interval; the rules' durations are scaled
 // by interval / 5m (their default interval), with floor as the shortest
-// window or for: (three passes).
+// window or for: (three passes). The mass guard's day-long window (24h,
+// 576 s scaled) is cut to dayWindow, so that its alert is seen to clear
+// within the test; the 3-day for: of the observe-mode reminder is not.
 const (
-	interval = 2 * time.Second
-	floor    = 3 * interval
+	interval  = 2 * time.Second
+	floor     = 3 * interval
+	dayWindow = 30 * time.Second
 )
 
 // node is one cgroupcleand of the fleet: its own cgroup root (pod root),
@@ -143,8 +146,9 @@ func keys(ks ...key) []string {
 // Faults on chosen nodes (a runtime outage, a mass-guard refusal, a killed
 // daemon, a CPU-throttled container, observe mode, leaked pods) must make
 // exactly their alerts fire for exactly those nodes, and the alerts must
-// resolve when the cause goes (the mass guard's stays: it is never cleared
-// silently).
+// resolve when the cause goes; the mass guard's stays until its daemon is
+// restarted and a (scaled) day passes without a refusal: it is never
+// cleared silently.
 func TestFleet(t *testing.T) {
 	if os.Getenv("CGROUPCLEAN_FLEET") == "" {
 		t.Skip("the fleet test runs with `make fleet-test` (CGROUPCLEAN_FLEET=1)")
@@ -156,11 +160,16 @@ func TestFleet(t *testing.T) {
 	f.bin = buildDaemon(t)
 
 	// The shipped rules, every duration scaled to 2-second passes.
-	scale, err := prometheus.Factor(float64(interval)/float64(5*time.Minute), floor)
+	factor, err := prometheus.Factor(float64(interval)/float64(5*time.Minute), floor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := prometheus.ScaledSource(scale)
+	rules, err := prometheus.ScaledSource(func(d time.Duration) time.Duration {
+		if d == 24*time.Hour {
+			return dayWindow
+		}
+		return factor(d)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,13 +318,27 @@ func TestFleet(t *testing.T) {
 		t.Errorf("%s restarted instead of reloading", observer)
 	}
 
+	// The mass guard's alert clears as its runbook says: the refusing
+	// daemon restarted, and no refusal for a (scaled) day. Not before:
+	// a day's window after the last refusal it still fires.
+	time.Sleep(dayWindow + 5*time.Second)
+	if !log.stillFiring(key{"CgroupcleanMassGuardRefused", massive}) {
+		t.Fatal("the mass guard's alert cleared without a restart")
+	}
+	mg.daemon.Stop(10 * time.Second)
+	f.start(mg)
+	t.Logf("t+%.1fs: %s restarted (acknowledged)", time.Since(start).Seconds(), massive)
+	waitFor(t, 2*dayWindow+30*time.Second, "the mass guard's alert to clear after the restart", func() bool {
+		return len(log.firing()) == 0
+	})
+
 	// Nothing else fired at any time, and each alert fired once.
 	all := keys(key{"CgroupcleanRuntimeUnreachable", outage}, key{"CgroupcleanMassGuardRefused", massive},
 		key{"CgroupcleanDown", killed}, key{"CgroupcleanPodsThrottled", busy})
 	if got := log.everFired(); strings.Join(got, " ") != strings.Join(all, " ") {
 		t.Errorf("alerts that fired at some time: %v, want %v", got, all)
 	}
-	for _, k := range []key{{"CgroupcleanRuntimeUnreachable", outage}, {"CgroupcleanDown", killed}, {"CgroupcleanPodsThrottled", busy}} {
+	for _, k := range []key{{"CgroupcleanRuntimeUnreachable", outage}, {"CgroupcleanDown", killed}, {"CgroupcleanPodsThrottled", busy}, {"CgroupcleanMassGuardRefused", massive}} {
 		if r := log.row(k); r.firedN != 1 || r.resolveN != 1 {
 			t.Errorf("%s fired %d and resolved %d times, want once each", k, r.firedN, r.resolveN)
 		}

@@ -263,3 +263,11 @@ func (l *alertLog) row(k key) alertRow {
 }
 
 func (l *alertLog) summary(k key) string { return l.row(k).summary }
+
+// stillFiring reports whether k was firing at the last poll.
+func (l *alertLog) stillFiring(k key) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.now[k]
+	return ok
+}
