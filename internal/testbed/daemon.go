@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os/exec"
@@ -14,8 +15,9 @@ import (
 // cgroupfs driver, no systemd, no memcg watchdog, an orphan removed at its
 // ConfirmPasses-th sighting, passes Interval apart, text logs.
 type NodeConfig struct {
-	Endpoint    string // CRI endpoint
-	PodRoot     string // the cgroup path of the node's pod root
+	Endpoint    string        // CRI endpoint
+	Timeout     time.Duration // runtime.timeout (0: 2s)
+	PodRoot     string        // the cgroup path of the node's pod root
 	KubeletRoot string
 	StateDir    string
 	Interval    time.Duration
@@ -37,7 +39,7 @@ func (c NodeConfig) TOML() string {
 	}
 	return fmt.Sprintf(`[runtime]
 endpoint = %q
-timeout = "2s"
+timeout = %q
 
 [cgroup]
 pod_root = %q
@@ -67,7 +69,7 @@ listen = %q
 
 [doctor]
 every_passes = %d
-`, c.Endpoint, c.PodRoot, c.KubeletRoot, max(c.ConfirmPasses, 1), strings.Join(c.Clean, "\n"), c.Interval.String(), c.StateDir, listen, c.DoctorEvery)
+`, c.Endpoint, cmp.Or(c.Timeout, 2*time.Second).String(), c.PodRoot, c.KubeletRoot, max(c.ConfirmPasses, 1), strings.Join(c.Clean, "\n"), c.Interval.String(), c.StateDir, listen, c.DoctorEvery)
 }
 
 // FreePort finds a loopback TCP port nobody listens on now.
