@@ -22,6 +22,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/memcg"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/metrics"
 	"math/rand/v2"
 	"os"
@@ -82,6 +83,9 @@ type Daemon struct {
 	BeforeRemove func() apply.BeforeRemove
 	// Metrics, when set, records every pass (nil records nothing).
 	Metrics *metrics.Metrics
+	// MemcgSample, when set, gives the memcg watchdog's last probe to the
+	// periodic doctor checks (nil: no sample).
+	MemcgSample func() *memcg.Sample
 
 	cfg      config.Config
 	links    *Links
@@ -90,7 +94,8 @@ type Daemon struct {
 	hierRoot string
 	progress progress
 	// note is appended to STATUS= until the next good reload.
-	note string
+	note   string
+	doctor doctorChecks
 }
 
 // New returns a daemon that runs the engine with cfg, reloading through
@@ -129,6 +134,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.links.Close()
 	d.warnWatchdog(d.cfg)
 	d.warnKubeletRoot(d.cfg)
+	d.Metrics.CleanMode(d.cfg.Clean.Mode)
 	pingerDone := make(chan struct{})
 	pctx, stopPinger := context.WithCancel(context.Background())
 	if d.Watchdog > 0 && d.Notifier != nil {
@@ -139,7 +145,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer func() { stopPinger(); <-pingerDone }()
 
 	d.Log.WithFields(logrus.Fields{audit.ConfigFile: d.ConfigFile, "WATCHDOG_SEC": d.Watchdog.Seconds()}).
-		Infof("cgroupcleand running: a pass every %s (jitter %g)", d.cfg.Daemon.Interval.Duration, d.cfg.Daemon.Jitter)
+		Infof("cgroupcleand running: a pass every %s (jitter %g), clean mode %s", d.cfg.Daemon.Interval.Duration, d.cfg.Daemon.Jitter, d.cfg.Clean.Mode)
 	sightings := map[string]int{}
 	ready := false
 	for n := uint64(1); ; n++ {
@@ -197,7 +203,7 @@ func (d *Daemon) status(n uint64, at time.Time, res PassResult) string {
 	if res.Err != nil {
 		s = "FAILED: " + res.Err.Error()
 	}
-	line := fmt.Sprintf("pass %d at %s: %s", n, at.Format("15:04:05"), s)
+	line := fmt.Sprintf("pass %d at %s: %s [%s mode]", n, at.Format("15:04:05"), s, d.cfg.Clean.Mode)
 	if d.note != "" {
 		line += " [" + d.note + "]"
 	}
@@ -231,6 +237,11 @@ func (d *Daemon) reload() {
 	if cfg.Log.Format != d.cfg.Log.Format {
 		d.Log.WithField(audit.ConfigFile, d.ConfigFile).Warnf("log.format changed to %s: takes effect at the next restart", cfg.Log.Format)
 	}
+	if cfg.Clean.Mode != d.cfg.Clean.Mode {
+		d.Log.WithFields(logrus.Fields{audit.ConfigFile: d.ConfigFile, "CLEAN_MODE": cfg.Clean.Mode}).
+			Warnf("clean.mode changed from %s to %s", d.cfg.Clean.Mode, cfg.Clean.Mode)
+	}
+	d.Metrics.CleanMode(cfg.Clean.Mode)
 	d.cfg = cfg
 	// New settings may name another endpoint or bus; fresh connections
 	// also recover from a runtime that was restarted meanwhile.
@@ -239,8 +250,8 @@ func (d *Daemon) reload() {
 	d.warnKubeletRoot(cfg)
 	d.Log.WithFields(logrus.Fields{
 		audit.MessageID: audit.IDConfigReloaded, audit.ConfigFile: d.ConfigFile, audit.Reason: "applied",
-	}).Infof("config reloaded: a pass every %s, confirm_passes %d, min_age %s",
-		cfg.Daemon.Interval.Duration, cfg.Clean.ConfirmPasses, cfg.Clean.MinAge.Duration)
+	}).Infof("config reloaded: a pass every %s, confirm_passes %d, min_age %s, clean mode %s",
+		cfg.Daemon.Interval.Duration, cfg.Clean.ConfirmPasses, cfg.Clean.MinAge.Duration, cfg.Clean.Mode)
 }
 
 func (d *Daemon) stop() error {

@@ -281,7 +281,7 @@ func TestFailedPass(t *testing.T) {
 	h.clock.waitTimers(t, 1)
 	h.clock.Advance(time.Second)
 	h.call(t)
-	if s := h.notes.next(t); s != "STATUS=pass 2 at 12:00:01: FAILED: read pod cgroups: boom; second line" {
+	if s := h.notes.next(t); s != "STATUS=pass 2 at 12:00:01: FAILED: read pod cgroups: boom; second line [act mode]" {
 		t.Fatalf("state after failed pass %q", s)
 	}
 	h.clock.waitTimers(t, 1)

@@ -204,6 +204,7 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 		// A fresh client next pass: a stalled connection is not reused.
 		d.links.DropRuntime()
 	}
+	d.runDoctor(ctx, cfg, n, s, stage)
 	for _, r := range results {
 		if r.Reason == decide.SystemdUnreachable || (r.Outcome == engine.Failed && r.Item.Unit != "" && r.UnitStopped == "") {
 			d.links.DropUnits()

@@ -31,6 +31,8 @@ type MemcgLoop struct {
 	key     memcgKey
 	mon     *memcg.Monitor
 	changed chan struct{}
+	// last is the monitor's last sample (nil while none runs).
+	last *memcg.Sample
 }
 
 type memcgKey struct {
@@ -56,7 +58,7 @@ func (m *MemcgLoop) Configure(ctx context.Context, cfg config.Config, _ uint64) 
 		return
 	}
 	prev := m.mon
-	m.key, m.mon = key, nil
+	m.key, m.mon, m.last = key, nil, nil
 	defer m.notify()
 	if cfg.Memcg.Mode == "off" {
 		return
@@ -84,7 +86,7 @@ func (m *MemcgLoop) Configure(ctx context.Context, cfg config.Config, _ uint64) 
 			m.Log.WithError(err).Warn("memcg limits file not used: every step waits its cooldown from now")
 		}
 	}
-	mon.Observer = m.Observer
+	mon.Observer = keepSample{m}
 	m.mon = mon
 }
 
@@ -125,5 +127,38 @@ func (m *MemcgLoop) Run(ctx context.Context) {
 		case <-m.changed:
 		case <-time.After(every):
 		}
+	}
+}
+
+// LastSample is the monitor's last probe reading, nil when the watchdog
+// is off or has not probed yet (the daemon's doctor checks read it).
+func (m *MemcgLoop) LastSample() *memcg.Sample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last
+}
+
+// keepSample keeps each sample for LastSample and passes everything on to
+// the loop's Observer.
+type keepSample struct{ m *MemcgLoop }
+
+func (k keepSample) MemcgSample(s memcg.Sample) {
+	k.m.mu.Lock()
+	k.m.last = &s
+	k.m.mu.Unlock()
+	if k.m.Observer != nil {
+		k.m.Observer.MemcgSample(s)
+	}
+}
+
+func (k keepSample) MemcgAction(d memcg.Decision, o memcg.Outcome) {
+	if k.m.Observer != nil {
+		k.m.Observer.MemcgAction(d, o)
+	}
+}
+
+func (k keepSample) MemcgPrevent(freed int64, took time.Duration, err error) {
+	if k.m.Observer != nil {
+		k.m.Observer.MemcgPrevent(freed, took, err)
 	}
 }

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,17 +18,6 @@ import (
 
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
-
-// freePort finds a loopback port nobody listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // scrape fetches and parses /metrics; nil when nothing answers yet.
 func scrape(t *testing.T, url string) (map[string]*dto.MetricFamily, []byte) {
@@ -106,61 +92,19 @@ func TestDaemonMetricsScrape(t *testing.T) {
 	}
 	ctrd.RunPod(t, root.Rel(liveRel), liveUID, "live")
 
-	port := freePort(t)
+	port := testbed.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	cfg := filepath.Join(dir, "config.toml")
 	// confirm_passes = 3 at a 1 s interval: the orphans are seen (and the
 	// gauge read) for a few seconds before they go.
-	text := fmt.Sprintf(`[runtime]
-endpoint = %q
-timeout = "2s"
-
-[cgroup]
-pod_root = %q
-driver = "cgroupfs"
-kubelet_root = %q
-
-[clean]
-min_age = "0s"
-confirm_passes = 3
-max_removal_share = 1.0
-use_systemd = "never"
-
-[daemon]
-interval = "1s"
-jitter = 0.0
-state_dir = %q
-
-[log]
-level = "info"
-format = "text"
-
-[metrics]
-listen = "127.0.0.1:%d"
-`, ctrd.Endpoint(), root.Rel("kubepods"), kubelet, filepath.Join(dir, "state"), port)
+	text := testbed.NodeConfig{
+		Endpoint: ctrd.Endpoint(), PodRoot: root.Rel("kubepods"), KubeletRoot: kubelet, StateDir: filepath.Join(dir, "state"),
+		Interval: time.Second, MetricsPort: port, Clean: []string{"max_removal_share = 1.0"}, ConfirmPasses: 3,
+	}.TOML()
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logBuf testbed.SyncBuffer
-	cmd := exec.Command(bin, "run", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logBuf.String())
-		}
-	})
+	testbed.StartDaemon(t, bin, "run", "--config", cfg)
 
 	var fams map[string]*dto.MetricFamily
 	var body []byte

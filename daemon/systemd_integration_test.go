@@ -50,30 +50,11 @@ func buildDaemon(t *testing.T) string {
 // goodConfig runs a pass every second, removes an orphan at its second
 // sighting, and keeps every call well inside WatchdogSec=2s.
 func (s *service) goodConfig() string {
-	return fmt.Sprintf(`[runtime]
-endpoint = %q
-timeout = "1s"
-
-[cgroup]
-pod_root = %q
-driver = "cgroupfs"
-kubelet_root = %q
-
-[clean]
-min_age = "0s"
-confirm_passes = 2
-max_removal_share = 1.0
-use_systemd = "never"
-
-[daemon]
-interval = "1s"
-jitter = 0.0
-state_dir = %q
-
-[log]
-level = "info"
-format = "text"
-`, s.ctrd.Endpoint(), s.root.Rel("kubepods"), s.kubelet, filepath.Join(filepath.Dir(s.kubelet), "state"))
+	return testbed.NodeConfig{
+		Endpoint: s.ctrd.Endpoint(), Timeout: time.Second, PodRoot: s.root.Rel("kubepods"), KubeletRoot: s.kubelet,
+		StateDir: filepath.Join(filepath.Dir(s.kubelet), "state"), Interval: time.Second,
+		ConfirmPasses: 2, Clean: []string{"max_removal_share = 1.0"},
+	}.TOML()
 }
 
 func (s *service) writeConfig(t *testing.T, text string) {

@@ -85,6 +85,9 @@ const (
 	IDActionIntent       = "c35dacc3ac2944cabbb4b3a12d183f9e"
 	IDKeptSummary        = "75d082cc6dac4c5ea06d6e905105246f"
 	IDJournalDropped     = "f6e5092d3be3489ba589861e3a951ee8"
+	// IDWouldRemove: observe mode, an orphan that passed every gate and
+	// final check and that act mode would have removed.
+	IDWouldRemove = "fe3c9eaba55b41e2ab17a584edc8194c"
 )
 
 // Fields of the unknown state: a source of truth (the runtime, kubelet)
@@ -102,7 +105,8 @@ const (
 // were lost: they are written at every log level.
 func IsActionRecord(id string) bool {
 	switch id {
-	case IDActionIntent, IDOrphanRemoved, IDRemovalFailed, IDUnitStopped, IDProcessesKilled, IDMemcgAction, IDJournalDropped:
+	case IDActionIntent, IDOrphanRemoved, IDRemovalFailed, IDUnitStopped, IDProcessesKilled, IDMemcgAction, IDJournalDropped,
+		IDWouldRemove:
 		return true
 	}
 	return false

@@ -32,6 +32,7 @@ type Config struct {
 	Log     Log     `toml:"log"`
 	Memcg   Memcg   `toml:"memcg"`
 	Metrics Metrics `toml:"metrics"`
+	Doctor  Doctor  `toml:"doctor"`
 }
 
 // Runtime is how the container runtime is asked which pods are live.
@@ -60,6 +61,8 @@ type Clean struct {
 	UnitStopTimeout      Duration `toml:"unit_stop_timeout"`
 	ConfirmPasses        int      `toml:"confirm_passes"`
 	RemoveContainerLevel bool     `toml:"remove_container_orphans"`
+	// Mode is act (remove) or observe (every check, nothing removed).
+	Mode string `toml:"mode"`
 }
 
 // Daemon holds the settings of `cgroupcleand run`.
@@ -114,11 +117,13 @@ func Default() Config {
 			UnitStopTimeout:      Duration{45 * time.Second},
 			ConfirmPasses:        2,
 			RemoveContainerLevel: true,
+			Mode:                 ModeAct,
 		},
 		Daemon:  Daemon{Interval: Duration{5 * time.Minute}, Jitter: 0.1, StateDir: "/var/lib/cgroupclean"},
 		Log:     Log{Level: "info", Format: "auto"},
 		Memcg:   DefaultMemcg(),
 		Metrics: DefaultMetrics(),
+		Doctor:  DefaultDoctor(),
 	}
 }
 
@@ -290,6 +295,8 @@ func (c Config) validate() []FieldError {
 	}
 	errs = append(errs, c.Memcg.validate()...)
 	errs = append(errs, c.Metrics.validate()...)
+	errs = append(errs, c.Clean.validateMode()...)
+	errs = append(errs, c.Doctor.validate()...)
 	return append(errs, nonFinite(c, errs)...)
 }
 

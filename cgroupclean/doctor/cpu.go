@@ -86,6 +86,52 @@ type cpuTarget struct {
 	before        CPUStat
 }
 
+// CPUReading is the cpu.stat of every pod and container cgroup at one
+// time: the first of the two reads the throttling share is made of.
+type CPUReading struct {
+	at      time.Time
+	cpu     hierarchy.Hierarchy
+	targets []*cpuTarget
+}
+
+// ReadCPU reads cpu.stat of every pod and container cgroup of the scan,
+// the live ones too (the scan's inventory only counts those the runtime
+// lists). It says why when it cannot.
+func ReadCPU(in Input) (*CPUReading, error) {
+	if in.Scan == nil || in.Scan.NoPodRoot || in.Scan.Inventory == nil {
+		return nil, errors.New("no pod cgroups scanned")
+	}
+	h, ok := cpuHierarchy(in.Scan.Hierarchies)
+	if !ok {
+		return nil, errors.New("no hierarchy with the cpu controller")
+	}
+	inv, err := inventory.Read(in.Scan.Hierarchies, in.Scan.PodRoot, in.Scan.Driver)
+	if err != nil {
+		return nil, err
+	}
+	nm := newNamer(in)
+	c := &CPUReading{at: time.Now(), cpu: h}
+	for _, p := range inv.Pods {
+		if s, err := readCPUStat(h, p.Path); err == nil {
+			c.targets = append(c.targets, &cpuTarget{path: p.Path, subject: nm.pod(p.UID, p.Path), before: s})
+		}
+		for _, ct := range p.Containers {
+			if s, err := readCPUStat(h, ct.Path); err == nil {
+				c.targets = append(c.targets, &cpuTarget{path: ct.Path, subject: nm.container(p.UID, ct.ID, ct.Path), before: s})
+			}
+		}
+	}
+	return c, nil
+}
+
+func readCPUStat(h hierarchy.Hierarchy, path string) (CPUStat, error) {
+	data, err := os.ReadFile(filepath.Join(h.Mountpoint, path, "cpu.stat"))
+	if err != nil {
+		return CPUStat{}, err
+	}
+	return ParseCPUStat(data)
+}
+
 // checkCPU reads cpu.stat of every pod and container cgroup twice,
 // Interval apart, and flags those throttled in more than 25% of their CFS
 // periods. It also says whether the kernel has the CFS quota fix.
@@ -94,52 +140,31 @@ func checkCPU(ctx context.Context, in Input, r *Report) {
 	if in.Scan == nil || in.Scan.NoPodRoot || in.Scan.Inventory == nil {
 		return
 	}
-	h, ok := cpuHierarchy(in.Scan.Hierarchies)
-	if !ok {
-		r.notRun("CFS throttling", errors.New("no hierarchy with the cpu controller"))
-		return
-	}
-	// Every container, the live ones too (the scan's inventory only counts
-	// those the runtime lists).
-	inv, err := inventory.Read(in.Scan.Hierarchies, in.Scan.PodRoot, in.Scan.Driver)
+	before, err := ReadCPU(in)
 	if err != nil {
 		r.notRun("CFS throttling", err)
 		return
-	}
-	nm := newNamer(in)
-	var targets []*cpuTarget
-	read := func(path string) (CPUStat, error) {
-		data, err := os.ReadFile(filepath.Join(h.Mountpoint, path, "cpu.stat"))
-		if err != nil {
-			return CPUStat{}, err
-		}
-		return ParseCPUStat(data)
-	}
-	for _, p := range inv.Pods {
-		if s, err := read(p.Path); err == nil {
-			targets = append(targets, &cpuTarget{path: p.Path, subject: nm.pod(p.UID, p.Path), before: s})
-		}
-		for _, c := range p.Containers {
-			if s, err := read(c.Path); err == nil {
-				targets = append(targets, &cpuTarget{path: c.Path, subject: nm.container(p.UID, c.ID, c.Path), before: s})
-			}
-		}
 	}
 	interval := in.Interval
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	t0 := time.Now()
 	select {
 	case <-ctx.Done():
 		r.notRun("CFS throttling", ctx.Err())
 		return
 	case <-time.After(interval):
 	}
-	elapsed := time.Since(t0)
+	checkThrottling(before, r)
+}
+
+// checkThrottling reads cpu.stat again and flags the cgroups throttled in
+// more than 25% of their CFS periods since the reading before.
+func checkThrottling(before *CPUReading, r *Report) {
+	elapsed := time.Since(before.at)
 	measured, flagged := 0, 0
-	for _, t := range targets {
-		after, err := read(t.path)
+	for _, t := range before.targets {
+		after, err := readCPUStat(before.cpu, t.path)
 		if err != nil || after.Periods < t.before.Periods {
 			continue // gone, or recreated, during the interval
 		}
@@ -165,7 +190,7 @@ func checkCPU(ctx context.Context, in Input, r *Report) {
 		sev = Warn
 	}
 	r.add(Finding{ID: IDThrottling, Severity: sev, Value: float64(flagged),
-		Measured:  fmt.Sprintf("%d of %d pod and container cgroups ran against a CFS quota during %s; %d throttled in more than 25%% of their periods", measured, len(targets), elapsed.Round(time.Millisecond), flagged),
+		Measured:  fmt.Sprintf("%d of %d pod and container cgroups ran against a CFS quota during %s; %d throttled in more than 25%% of their periods", measured, len(before.targets), elapsed.Round(time.Millisecond), flagged),
 		Threshold: "> 25% of periods", Source: throttleSource})
 }
 

@@ -98,6 +98,9 @@ func (e *Engine) Apply(ctx context.Context, s *Scan, dryRun bool) []Result {
 			c = e.check(ctx, s, it, nil)
 		}
 		r := c.refused
+		if r == nil && e.Config.Clean.Observing() {
+			r = e.observe(ctx, c)
+		}
 		if r == nil {
 			r = e.remove(ctx, s, c)
 		}

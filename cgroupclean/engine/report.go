@@ -272,14 +272,7 @@ func (a actionLog) removeIntent(r *Result, trees apply.Trees) {
 		r.Step = audit.ActionRemove
 		return
 	}
-	var names []string
-	dirs := 0
-	for _, h := range trees.ByHierarchy {
-		if len(h.Dirs) > 0 {
-			names = append(names, h.Hierarchy.Name)
-			dirs += len(h.Dirs)
-		}
-	}
+	names, dirs := treeDirs(trees)
 	a.intent(r, audit.ActionRemove, fmt.Sprintf("removing orphan %s %s: %d directories in %d hierarchies", r.Item.Kind, r.Item.Path, dirs, len(names)),
 		logrus.Fields{audit.Hierarchies: strings.Join(names, " "), audit.Dirs: dirs})
 }
@@ -351,6 +344,9 @@ func SummaryLine(s *Scan, results []Result) string {
 	verb := "removed"
 	if len(results) > 0 && results[0].Outcome == WouldRemove {
 		verb = "dry run: would remove"
+	}
+	if n := ObservedCount(results); n > 0 {
+		verb = fmt.Sprintf("observe mode: would remove %d, removed", n)
 	}
 	return line + fmt.Sprintf("%s %d, kept %d, failed %d", verb, removed, sum.Keep+refused, failed)
 }

@@ -54,12 +54,7 @@ func TestSystemdDriverStopsOrphanSliceOnly(t *testing.T) {
 	m := sd.Manager(t)
 	waitActive(t, m, names.SystemdPodSlice(names.Burstable, orphanUID))
 
-	cfg := config.Default()
-	cfg.Runtime.Endpoint = ctrd.Endpoint()
-	cfg.Cgroup.PodRoot = sd.Root.Rel("kubepods.slice")
-	cfg.Cgroup.KubeletRoot = t.TempDir()
-	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
-	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
+	cfg := sliceConfig(t, ctrd, sd.Root.Rel("kubepods.slice"))
 	cfg.Clean.UseSystemd, cfg.Clean.SystemdBus = "always", sd.Bus
 	c := dialCRI(t, cfg)
 	e := &engine.Engine{Config: cfg, Runtime: c, Units: engine.SystemdUnits(m, 10*time.Second)}
@@ -112,11 +107,7 @@ func TestSystemdUnreachableKeepsUnits(t *testing.T) {
 	ctrd := testbed.StartContainerd(t)
 	uid := testbed.RandomUID()
 	must(t, r.Mkdir("kubepods.slice/kubepods-besteffort.slice/"+names.SystemdPodSlice(names.BestEffort, uid)))
-	cfg := config.Default()
-	cfg.Runtime.Endpoint = ctrd.Endpoint()
-	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = r.Rel("kubepods.slice"), t.TempDir()
-	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
-	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
+	cfg := sliceConfig(t, ctrd, r.Rel("kubepods.slice"))
 	c := dialCRI(t, cfg)
 	e := &engine.Engine{Config: cfg, Runtime: c, UnitsErr: unreachableSystemd(t)}
 	s, err := e.Scan(context.Background(), nil)
@@ -130,6 +121,19 @@ func TestSystemdUnreachableKeepsUnits(t *testing.T) {
 	if r.Exists("kubepods.slice/kubepods-besteffort.slice/"+names.SystemdPodSlice(names.BestEffort, uid)) != len(r.Hierarchies) {
 		t.Fatal("a slice was removed behind systemd's back while systemd could not be asked")
 	}
+}
+
+// sliceConfig is the configuration of a systemd-driver pod root under
+// the test's root, with a kubelet dir of its own, removing an orphan at
+// its first sighting.
+func sliceConfig(t *testing.T, ctrd *testbed.Containerd, podRoot string) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Runtime.Endpoint = ctrd.Endpoint()
+	cfg.Cgroup.PodRoot, cfg.Cgroup.KubeletRoot = podRoot, t.TempDir()
+	must(t, os.Mkdir(filepath.Join(cfg.Cgroup.KubeletRoot, "pods"), 0o755))
+	cfg.Clean.MinAge, cfg.Clean.ConfirmPasses, cfg.Clean.MaxRemovalShare = config.Duration{}, 1, 1
+	return cfg
 }
 
 func waitActive(t *testing.T, m *sdunit.Manager, unit string) {

@@ -92,6 +92,7 @@ type Metrics struct {
 	memcgActions   *prometheus.CounterVec
 	buildInfo      *prometheus.GaugeVec
 	buildInfoLabel [2]string
+	fleet
 }
 
 // New makes the registry with every metric and every label value at 0.
@@ -179,6 +180,7 @@ func New(version string) *Metrics {
 	} {
 		f(c)
 	}
+	m.fleet = newFleet(f)
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f(collectors.NewGoCollector())
 
@@ -280,6 +282,8 @@ func (m *Metrics) Result(r engine.Result, driver names.Driver) {
 		m.refusals.WithLabelValues(string(r.Reason)).Inc()
 	case engine.Failed:
 		m.failures.WithLabelValues(string(r.Reason)).Inc()
+	case engine.Observed:
+		m.observed(r)
 	}
 }
 

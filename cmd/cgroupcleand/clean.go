@@ -71,6 +71,9 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	if *dryRun {
 		fmt.Fprintln(stdout, "\ndry run: nothing is removed")
 	}
+	if cfg.Clean.Observing() && !*dryRun {
+		fmt.Fprintln(stdout, "\nobserve mode (clean.mode): every check runs, nothing is removed")
+	}
 	fmt.Fprintln(stdout)
 	printResults(stdout, results)
 	fmt.Fprintf(stdout, "\n%s\n", engine.SummaryLine(s, results))

@@ -80,6 +80,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	mc.Observer = m
 	mc.Configure(ctx, cfg, 0)
 	d.EachPass, d.BeforeRemove = mc.Configure, mc.BeforeRemove
+	d.MemcgSample = mc.LastSample
 	go mc.Run(ctx)
 	if err := d.Run(ctx); err != nil {
 		log.WithField(audit.Error, err.Error()).Error("cgroupcleand stopped on an error")
