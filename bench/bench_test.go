@@ -180,9 +180,8 @@ func TestBench(t *testing.T) {
 	if k.benchpass == "" {
 		k.benchpass = buildBenchpass(ctx, t)
 	}
-	// One real containerd for the whole-process scan and clean rows: it
-	// lists none of the trees' pods, so every pod is an orphan to it.
-	ctrd := testbed.StartContainerd(t)
+	// One real containerd for the whole-process scan and clean rows.
+	ctrd := startBenchContainerd(t)
 	k.endpoint = ctrd.Endpoint()
 	if k.skip["gobench"] {
 		res.Decide.Missing, res.Probe.Missing = "skipped (BENCH_SKIP)", "skipped (BENCH_SKIP)"

@@ -54,8 +54,33 @@ func writeConfig(t *testing.T, cfg config.Config) string {
 func processConfig(tr *tree, kubelet, endpoint string) config.Config {
 	cfg := benchConfig(tr, kubelet, true, true)
 	cfg.Runtime.Endpoint = endpoint
+	// A config file holds the limits' ceilings (config.LimitOf): the mass
+	// guards stay on, and the live sandbox of startBenchContainerd keeps
+	// the runtime-empty one from refusing the pass.
+	cfg.Clean.MaxRemovalsPerPass, cfg.Clean.MassGuardMinPods = maxOf("clean.max_removals_per_pass"), maxOf("clean.mass_guard_min_pods")
 	cfg.Log.Format, cfg.Log.Level = "json", "info"
 	return cfg
+}
+
+// startBenchContainerd starts the real containerd of the whole-process
+// rows with one live sandbox of its own, outside every tree: it lists none
+// of the trees' pods, so every pod is an orphan to it, and it lists some
+// sandbox, as a node's runtime does, so the mass guard lets the pass go.
+func startBenchContainerd(t *testing.T) *testbed.Containerd {
+	ctrd := testbed.StartContainerd(t)
+	live := testbed.NewCgroupRoot(t, "bench-live")
+	uid := testbed.RandomUID()
+	ctrd.RunPod(t, live.Rel("kubepods/pod"+uid), uid, "bench-live")
+	return ctrd
+}
+
+// maxOf is the ceiling of an integer key.
+func maxOf(key string) int {
+	l, ok := config.LimitOf(key)
+	if !ok {
+		panic("no limit for " + key)
+	}
+	return int(l.Max)
 }
 
 // execChild runs args in a benchpass "exec" child (for the child's own
