@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -142,7 +141,7 @@ listen = "127.0.0.1:%d"
 		t.Fatal(err)
 	}
 	var logBuf testbed.SyncBuffer
-	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd := testbed.PrivateLockCommand(bin, "run", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -64,8 +64,8 @@ type Clean struct {
 type Daemon struct {
 	Interval Duration `toml:"interval"`
 	Jitter   float64  `toml:"jitter"`
-	// StateDir holds the one-cleaner lock (run and clean) and the memcg
-	// watchdog's persisted limits.
+	// StateDir holds the memcg watchdog's persisted limits (the
+	// one-cleaner lock is in daemon.LockDir, whatever this says).
 	StateDir string `toml:"state_dir"`
 }
 

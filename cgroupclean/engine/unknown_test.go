@@ -91,7 +91,7 @@ func TestRecordsWithKubeletUnknown(t *testing.T) {
 	engine.LogPlan(log, s, 1, false)
 	engine.LogSummary(log, s, nil, 1, false)
 	line := engine.SummaryLine(s, nil)
-	if want := "3 pod cgroups: 1 live, 0 orphaned, 2 of unknown state (kept) (+0 orphan containers in live pods); "; !strings.HasPrefix(line, want) {
+	if want := "3 pod cgroups: 1 live, 0 orphaned, 2 of unknown state (left alone) (+0 orphan containers in live pods); "; !strings.HasPrefix(line, want) {
 		t.Errorf("summary line %q, want prefix %q", line, want)
 	}
 	for _, e := range hook.AllEntries() {
