@@ -335,7 +335,7 @@ func SummaryLine(s *Scan, results []Result) string {
 	sum := s.Plan.Summary
 	if s.Plan.RuntimeError != "" {
 		// Not "kept": KEPT counts orphans a gate kept, and none was judged.
-		return fmt.Sprintf("RUNTIME UNREACHABLE, nothing removed; %s, all of unknown state (left alone, not counted as orphans)",
+		return fmt.Sprintf("RUNTIME UNREACHABLE, nothing removed; %s, all of unknown state (left alone, none judged)",
 			plural(sum.Pods, "pod cgroup", "pod cgroups"))
 	}
 	unknown := ""

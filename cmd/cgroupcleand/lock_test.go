@@ -143,11 +143,7 @@ func TestOneCleanerWhateverTheStateDir(t *testing.T) {
 	cfgs := make([]string, 2)
 	for i := range cfgs {
 		cfgs[i] = filepath.Join(dir, fmt.Sprintf("c%d.toml", i))
-		text := fmt.Sprintf("[runtime]\nendpoint = %q\n[cgroup]\npod_root = \"/cgclean-none\"\nkubelet_root = %q\n[clean]\nuse_systemd = \"never\"\n[daemon]\nstate_dir = %q\n[log]\nformat = \"text\"\n",
-			"unix://"+filepath.Join(dir, "none.sock"), dir, filepath.Join(dir, fmt.Sprintf("state%d", i)))
-		if err := os.WriteFile(cfgs[i], []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeNoRuntimeConfig(t, cfgs[i], filepath.Join(dir, fmt.Sprintf("state%d", i)))
 	}
 	lock := filepath.Join(daemon.LockDir, daemon.LockFile)
 	script := `export CGROUPCLEAN_TEST_CLI=-
@@ -212,11 +208,7 @@ func TestStateDirMustBePrivate(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := filepath.Join(dir, "c.toml")
-			text := fmt.Sprintf("[runtime]\nendpoint = %q\n[cgroup]\npod_root = \"/cgclean-none\"\nkubelet_root = %q\n[clean]\nuse_systemd = \"never\"\n[daemon]\nstate_dir = %q\n[log]\nformat = \"text\"\n",
-				"unix://"+filepath.Join(dir, "none.sock"), dir, state)
-			if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeNoRuntimeConfig(t, cfg, state)
 			code, out, errs := runCLI("clean", "--config", cfg)
 			if code != 1 || out != "" || !strings.Contains(errs, "state directory "+state) || !strings.Contains(errs, tc.want) {
 				t.Errorf("clean: exit %d, stdout %q, stderr %q; want refused naming %s and %q", code, out, errs, state, tc.want)
@@ -234,5 +226,17 @@ func TestStateDirMustBePrivate(t *testing.T) {
 				t.Errorf("run: exit %d, output %q", cmd.ProcessState.ExitCode(), buf)
 			}
 		})
+	}
+}
+
+// writeNoRuntimeConfig writes a config whose runtime never answers and
+// whose pod root does not exist: a cleaner that ran would remove nothing.
+func writeNoRuntimeConfig(t *testing.T, path, stateDir string) {
+	t.Helper()
+	dir := filepath.Dir(path)
+	text := fmt.Sprintf("[runtime]\nendpoint = %q\n[cgroup]\npod_root = \"/cgclean-none\"\nkubelet_root = %q\n[clean]\nuse_systemd = \"never\"\n[daemon]\nstate_dir = %q\n[log]\nformat = \"text\"\n",
+		"unix://"+filepath.Join(dir, "none.sock"), dir, stateDir)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
