@@ -293,7 +293,7 @@ func checkMatrixRun(t *testing.T, j *testbed.Journal, r *matrixRun) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("orphan gone %v after the daemon started", time.Since(r.started).Round(time.Millisecond))
+	t.Logf("orphan seen gone %v after the daemon started", time.Since(r.started).Round(time.Millisecond))
 	if r.orphanProc != nil && !r.orphanProc.Wait(10*time.Second) {
 		fail("the orphan's process %d is still running", r.orphanProc.PID)
 	}
