@@ -56,11 +56,12 @@ func (e *LockedError) Error() string {
 // keep every cleaner out. With wait it retries until the lock is free or
 // ctx ends; without, a held lock is a *LockedError at once.
 func AcquireLock(ctx context.Context, dir string, wait bool) (*Lock, error) {
-	if err := PrivateDir(dir, "lock directory"); err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
 	path := filepath.Join(dir, LockFile)
 	for {
+		// Again on every try: the directory may have gone meanwhile.
+		if err := PrivateDir(dir, "lock directory"); err != nil {
+			return nil, fmt.Errorf("lock: %w", err)
+		}
 		f, err := openLockFile(path)
 		if err != nil {
 			return nil, err

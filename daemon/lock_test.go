@@ -106,9 +106,10 @@ func TestLockFileMustBeRootsOnly(t *testing.T) {
 	}
 }
 
-// A waiter whose lock file was removed while it waited (systemd removes the
-// RuntimeDirectory when the unit stops) takes the file that is there now,
-// so it and a newcomer never both hold "the" lock.
+// A waiter whose lock directory was removed while it waited (systemd
+// removes the RuntimeDirectory when the unit stops) makes it again and
+// takes the file that is there now, so it and a newcomer never both hold
+// "the" lock.
 func TestWaiterRetakesARemovedLockFile(t *testing.T) {
 	testbed.RequireRoot(t)
 	dir := t.TempDir()
@@ -125,7 +126,7 @@ func TestWaiterRetakesARemovedLockFile(t *testing.T) {
 		got <- l
 	}()
 	time.Sleep(300 * time.Millisecond)
-	if err := os.Remove(filepath.Join(dir, daemon.LockFile)); err != nil {
+	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	held.Release()
