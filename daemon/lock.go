@@ -215,9 +215,9 @@ func privateEnough(st fs.FileInfo, last bool) error {
 	case !mode.IsDir():
 		return fmt.Errorf("is not a directory (mode %s)", mode)
 	case sys.Uid != 0:
-		return fmt.Errorf("owned by uid %d, mode %04o: must be owned by root, or that user could hold the lock or plant files; chown root:root it", sys.Uid, sys.Mode&0o7777)
+		return fmt.Errorf("owned by uid %d, mode %04o: must be owned by root, or that user could put files there; chown root:root it", sys.Uid, sys.Mode&0o7777)
 	case mode.Perm()&0o022 != 0 && (last || mode&fs.ModeSticky == 0):
-		return fmt.Errorf("owned by root, mode %04o: must not be writable by group or others, or any user could hold the lock or plant files; chmod go-w it (0700)", sys.Mode&0o7777)
+		return fmt.Errorf("owned by root, mode %04o: must not be writable by group or others, or they could put files there; chmod go-w it (0700)", sys.Mode&0o7777)
 	}
 	return nil
 }
