@@ -32,7 +32,7 @@ func TestAB(t *testing.T) {
 	}
 	ctx := context.Background()
 	k.benchpass = buildBenchpass(ctx, t)
-	ctrd := testbed.StartContainerd(t)
+	ctrd := startBenchContainerd(t)
 	k.endpoint = ctrd.Endpoint()
 	var binaries []string
 	for _, b := range strings.Split(bins, ",") {

@@ -55,6 +55,9 @@ type knobs struct {
 	// strace is an strace binary (BENCH_STRACE): one extra clean runs
 	// under it to count which cgroup files it opens.
 	strace string
+	// heapProfile is a path prefix (BENCH_HEAP_PROFILE): every cgroupcleand
+	// command writes a heap profile under it (cli).
+	heapProfile string
 }
 
 func envInt(name string, def int) (int, error) {
@@ -71,7 +74,7 @@ func envInt(name string, def int) (int, error) {
 
 func knobsFromEnv() (knobs, error) {
 	k := knobs{benchtime: os.Getenv("BENCH_GOBENCHTIME"), out: os.Getenv("BENCH_OUT"), note: os.Getenv("BENCH_NOTE"), binary: os.Getenv("BENCH_BINARY"),
-		benchpass: os.Getenv("BENCH_BENCHPASS"), vm: os.Getenv("BENCH_VM"), strace: os.Getenv("BENCH_STRACE"), skip: map[string]bool{}}
+		benchpass: os.Getenv("BENCH_BENCHPASS"), vm: os.Getenv("BENCH_VM"), strace: os.Getenv("BENCH_STRACE"), heapProfile: os.Getenv("BENCH_HEAP_PROFILE"), skip: map[string]bool{}}
 	if k.binary == "" {
 		return k, fmt.Errorf("BENCH_BINARY not set: the path of the cgroupcleand that `make build` built")
 	}
@@ -180,9 +183,8 @@ func TestBench(t *testing.T) {
 	if k.benchpass == "" {
 		k.benchpass = buildBenchpass(ctx, t)
 	}
-	// One real containerd for the whole-process scan and clean rows: it
-	// lists none of the trees' pods, so every pod is an orphan to it.
-	ctrd := testbed.StartContainerd(t)
+	// One real containerd for the whole-process scan and clean rows.
+	ctrd := startBenchContainerd(t)
 	k.endpoint = ctrd.Endpoint()
 	if k.skip["gobench"] {
 		res.Decide.Missing, res.Probe.Missing = "skipped (BENCH_SKIP)", "skipped (BENCH_SKIP)"

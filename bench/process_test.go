@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,9 +55,47 @@ func writeConfig(t *testing.T, cfg config.Config) string {
 func processConfig(tr *tree, kubelet, endpoint string) config.Config {
 	cfg := benchConfig(tr, kubelet, true, true)
 	cfg.Runtime.Endpoint = endpoint
+	// A config file holds the limits' ceilings (config.LimitOf): the mass
+	// guards stay on, and the live sandbox of startBenchContainerd keeps
+	// the runtime-empty one from refusing the pass.
+	cfg.Clean.MaxRemovalsPerPass, cfg.Clean.MassGuardMinPods = maxOf("clean.max_removals_per_pass"), maxOf("clean.mass_guard_min_pods")
 	cfg.Log.Format, cfg.Log.Level = "json", "info"
 	return cfg
 }
+
+// startBenchContainerd starts the real containerd of the whole-process
+// rows with one live sandbox of its own, outside every tree: it lists none
+// of the trees' pods, so every pod is an orphan to it, and it lists some
+// sandbox, as a node's runtime does, so the mass guard lets the pass go.
+func startBenchContainerd(t *testing.T) *testbed.Containerd {
+	ctrd := testbed.StartContainerd(t)
+	live := testbed.NewCgroupRoot(t, "bench-live")
+	uid := testbed.RandomUID()
+	ctrd.RunPod(t, live.Rel("kubepods/pod"+uid), uid, "bench-live")
+	return ctrd
+}
+
+// maxOf is the ceiling of an integer key.
+func maxOf(key string) int {
+	l, ok := config.LimitOf(key)
+	if !ok {
+		panic("no limit for " + key)
+	}
+	return int(l.Max)
+}
+
+// cli is the argv of one cgroupcleand command, with --heap-profile
+// <BENCH_HEAP_PROFILE>.<command>.<n>.heap when that is set (a new file
+// each time: the flag refuses one that exists).
+func (k knobs) cli(args ...string) []string {
+	argv := append([]string{k.binary}, args...)
+	if k.heapProfile != "" {
+		argv = append(argv, "--heap-profile", fmt.Sprintf("%s.%s.%d.heap", k.heapProfile, args[0], heapProfiles.Add(1)))
+	}
+	return argv
+}
+
+var heapProfiles atomic.Int64
 
 // execChild runs args in a benchpass "exec" child (for the child's own
 // wait4 rusage) and returns its report; a non-zero exit fails the test.
@@ -89,7 +128,7 @@ func childRSS(t *testing.T, rep pass.Report) float64 {
 func processScan(ctx context.Context, t *testing.T, k knobs, cfgFile string, pods int) (sec, rss float64) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "scan.json")
-	rep := execChild(ctx, t, k, []string{k.binary, "scan", "--json", "--config", cfgFile}, out)
+	rep := execChild(ctx, t, k, k.cli("scan", "--json", "--config", cfgFile), out)
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +157,7 @@ func processScan(ctx context.Context, t *testing.T, k knobs, cfgFile string, pod
 func processClean(ctx context.Context, t *testing.T, k knobs, tr *tree, cfgFile string) (sec, rss float64, dirs int) {
 	t.Helper()
 	before := tr.dirs()
-	rep := execChild(ctx, t, k, []string{k.binary, "clean", "--config", cfgFile}, "")
+	rep := execChild(ctx, t, k, testbed.PrivateLockArgv(k.cli("clean", "--config", cfgFile)...), "")
 	qos := 2 * len(tr.root.Hierarchies)
 	if left, err := tr.remaining(); err != nil || left != qos {
 		t.Fatalf("after cgroupcleand clean %d dirs are left under the pod roots (%v), want the %d QoS dirs", left, err, qos)
@@ -151,7 +190,8 @@ func daemonSteady(ctx context.Context, t *testing.T, k knobs, cfg config.Config,
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.CommandContext(ctx, k.binary, "run", "--config", cfgFile)
+	argv := testbed.PrivateLockArgv(k.cli("run", "--config", cfgFile)...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -419,7 +459,8 @@ func cleanSyscalls(ctx context.Context, t *testing.T, k knobs, n int) *SyscallRe
 	tr := buildTree(ctx, t, n, k.workers)
 	cfg := writeConfig(t, processConfig(tr, kubeletDir(t, nil), k.endpoint))
 	trace := filepath.Join(t.TempDir(), "strace.out")
-	args := []string{k.strace, "-f", "-qq", "--seccomp-bpf", "-e", "trace=openat,openat2,open", "-o", trace, k.binary, "clean", "--config", cfg}
+	// strace inside the lock's namespace: it traces cgroupcleand alone.
+	args := testbed.PrivateLockArgv(k.strace, "-f", "-qq", "--seccomp-bpf", "-e", "trace=openat,openat2,open", "-o", trace, k.binary, "clean", "--config", cfg)
 	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -459,7 +500,7 @@ func criWrites(ctx context.Context, t *testing.T, k knobs, n int) int {
 	tr := buildTree(ctx, t, n, k.workers)
 	cfg := writeConfig(t, processConfig(tr, kubeletDir(t, nil), k.endpoint))
 	trace := filepath.Join(t.TempDir(), "strace.out")
-	args := []string{k.strace, "-f", "-qq", "--seccomp-bpf", "-yy", "-e", "trace=connect,write,writev,sendmsg", "-e", "signal=none", "-s", "0", "-o", trace, k.binary, "clean", "--config", cfg}
+	args := testbed.PrivateLockArgv(k.strace, "-f", "-qq", "--seccomp-bpf", "-yy", "-e", "trace=connect,write,writev,sendmsg", "-e", "signal=none", "-s", "0", "-o", trace, k.binary, "clean", "--config", cfg)
 	if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}

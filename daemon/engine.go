@@ -172,7 +172,10 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 		if hook := d.BeforeRemove(); hook != nil {
 			mark := e.BeforeRemove
 			e.BeforeRemove = func(h hierarchy.Hierarchy, dir string) {
-				mark(h, dir)
+				// No mark without systemd (cgroupfs, use_systemd never).
+				if mark != nil {
+					mark(h, dir)
+				}
 				hook(h, dir)
 			}
 		}

@@ -58,7 +58,7 @@ func (n *daemonNode) writeConfig(t *testing.T, text string) {
 func (n *daemonNode) start(t *testing.T, bin string, port int) {
 	t.Helper()
 	n.url = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	n.daemon = testbed.StartDaemon(t, bin, "run", "--config", n.cfgPath)
+	n.daemon = testbed.StartDaemon(t, testbed.PrivateLockArgv(bin, "run", "--config", n.cfgPath)...)
 }
 
 // orphan makes a pod cgroup whose sandbox was stopped and removed.

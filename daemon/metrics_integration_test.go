@@ -104,7 +104,7 @@ func TestDaemonMetricsScrape(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testbed.StartDaemon(t, bin, "run", "--config", cfg)
+	testbed.StartDaemon(t, testbed.PrivateLockArgv(bin, "run", "--config", cfg)...)
 
 	var fams map[string]*dto.MetricFamily
 	var body []byte

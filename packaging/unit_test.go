@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cgroupclean/cgroupclean/daemon"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
 
@@ -140,6 +141,8 @@ func TestUnitDirectives(t *testing.T) {
 		{"Service.ProtectProc", "", "would hide container processes of other UIDs"},
 		{"Service.ProcSubset", "", "would hide /proc/sys"},
 		{"Install.WantedBy", "multi-user.target", ""},
+		{"Service.RuntimeDirectory", strings.TrimPrefix(daemon.LockDir, "/run/"), "the one-cleaner lock's directory (daemon.LockDir), writable under ProtectSystem=strict"},
+		{"Service.RuntimeDirectoryMode", "0700", "only root may hold the lock"},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			got, ok := keys[tc.key]

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
 
 // buildDaemon compiles cmd/cgroupcleand into dir: the soak runs the
@@ -53,6 +55,8 @@ type daemonProc struct {
 func (d *daemonProc) start(mounts []string) error {
 	var script strings.Builder
 	script.WriteString("set -e\n")
+	// Its own lock, as testbed.PrivateLockArgv gives it.
+	fmt.Fprintf(&script, "mkdir -p -m 0700 %[1]s\nmount -t tmpfs -o mode=0700,size=1m cgroupclean-test-lock %[1]s\n", testbed.LockDir)
 	for _, m := range mounts {
 		fmt.Fprintf(&script, "mount --bind '%s' '%s'\n", m, m)
 	}

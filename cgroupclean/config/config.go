@@ -6,10 +6,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -69,8 +67,8 @@ type Clean struct {
 type Daemon struct {
 	Interval Duration `toml:"interval"`
 	Jitter   float64  `toml:"jitter"`
-	// StateDir holds the one-cleaner lock (run and clean) and the memcg
-	// watchdog's persisted limits.
+	// StateDir holds the memcg watchdog's persisted limits (the
+	// one-cleaner lock is in daemon.LockDir, whatever this says).
 	StateDir string `toml:"state_dir"`
 }
 
@@ -225,7 +223,6 @@ func (c Config) validate() []FieldError {
 	if !strings.HasPrefix(c.Runtime.Endpoint, "unix://") && !strings.HasPrefix(c.Runtime.Endpoint, "/") {
 		bad("runtime.endpoint", "must be a unix socket (unix:///path or /path), got %q", c.Runtime.Endpoint)
 	}
-	atLeast(bad, "runtime.timeout", c.Runtime.Timeout, MinRuntimeTimeout, "every CRI call would time out")
 	// A root that is "/" in disguise ("//", "/.", "/x/..") would make
 	// every cgroup a pod, or every directory kubelet's.
 	checkAbs := func(key, p string, allowEmpty bool, isRoot string) {
@@ -252,19 +249,6 @@ func (c Config) validate() []FieldError {
 	default:
 		bad("cgroup.driver", "must be auto, systemd or cgroupfs, got %q", c.Cgroup.Driver)
 	}
-	if c.Clean.MinAge.Duration < 0 {
-		bad("clean.min_age", "must not be negative, got %s", c.Clean.MinAge.Duration)
-	}
-	if c.Clean.MaxRemovalsPerPass < 1 {
-		bad("clean.max_removals_per_pass", "must be at least 1, got %d", c.Clean.MaxRemovalsPerPass)
-	}
-	// Written so that NaN fails too: every comparison with NaN is false.
-	if !(c.Clean.MaxRemovalShare > 0 && c.Clean.MaxRemovalShare <= 1) {
-		bad("clean.max_removal_share", "must be in (0, 1], got %g", c.Clean.MaxRemovalShare)
-	}
-	if c.Clean.MassGuardMinPods < 0 {
-		bad("clean.mass_guard_min_pods", "must not be negative, got %d", c.Clean.MassGuardMinPods)
-	}
 	switch c.Clean.UseSystemd {
 	case "auto", "always", "never":
 	default:
@@ -274,14 +258,6 @@ func (c Config) validate() []FieldError {
 	case c.Clean.SystemdBus == "system", c.Clean.SystemdBus == "user", strings.HasPrefix(c.Clean.SystemdBus, "unix:path="):
 	default:
 		bad("clean.systemd_bus", "must be system, user or a unix:path= address, got %q", c.Clean.SystemdBus)
-	}
-	atLeast(bad, "clean.unit_stop_timeout", c.Clean.UnitStopTimeout, MinUnitStopTimeout, "a unit's stop job could not end in time")
-	if c.Clean.ConfirmPasses < 1 {
-		bad("clean.confirm_passes", "must be at least 1, got %d", c.Clean.ConfirmPasses)
-	}
-	atLeast(bad, "daemon.interval", c.Daemon.Interval, MinInterval, "passes would run back to back")
-	if !(c.Daemon.Jitter >= 0 && c.Daemon.Jitter <= 0.5) {
-		bad("daemon.jitter", "must be in [0, 0.5], got %g", c.Daemon.Jitter)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warning", "error":
@@ -296,58 +272,16 @@ func (c Config) validate() []FieldError {
 	errs = append(errs, c.Memcg.validate()...)
 	errs = append(errs, c.Metrics.validate()...)
 	errs = append(errs, c.Clean.validateMode()...)
-	errs = append(errs, c.Doctor.validate()...)
-	return append(errs, nonFinite(c, errs)...)
+	return append(errs, checkLimits(c)...)
 }
 
 // Floors of the durations where a tiny value turns a guard into a loop or
-// a call that can never succeed.
+// a call that can never succeed (their ceilings are in limits.go).
 const (
 	MinRuntimeTimeout  = 100 * time.Millisecond
 	MinUnitStopTimeout = time.Second
 	MinInterval        = time.Second
 )
-
-func atLeast(bad func(key, format string, args ...any), key string, d Duration, floor time.Duration, why string) {
-	if d.Duration < floor {
-		bad(key, "must be at least %s (below it %s), got %s", floor, why, d.Duration)
-	}
-}
-
-// nonFinite reports every float key that is NaN or infinite and has no
-// error yet. TOML allows nan and inf, and NaN passes every "< limit"
-// check, so each range check is written to fail on it; this catches any
-// float key whose check does not.
-func nonFinite(c Config, have []FieldError) []FieldError {
-	reported := map[string]bool{}
-	for _, fe := range have {
-		reported[fe.Key] = true
-	}
-	var out []FieldError
-	var walk func(prefix string, v reflect.Value)
-	walk = func(prefix string, v reflect.Value) {
-		for i := 0; i < v.NumField(); i++ {
-			f := v.Type().Field(i)
-			key := f.Tag.Get("toml")
-			if key == "" {
-				continue
-			}
-			if prefix != "" {
-				key = prefix + "." + key
-			}
-			switch fv := v.Field(i); fv.Kind() {
-			case reflect.Struct:
-				walk(key, fv)
-			case reflect.Float32, reflect.Float64:
-				if x := fv.Float(); (math.IsNaN(x) || math.IsInf(x, 0)) && !reported[key] {
-					out = append(out, FieldError{Key: key, Msg: fmt.Sprintf("must be a finite number, got %g", x)})
-				}
-			}
-		}
-	}
-	walk("", reflect.ValueOf(c))
-	return out
-}
 
 func hasDotDot(p string) bool {
 	for _, part := range strings.Split(p, "/") {

@@ -44,10 +44,3 @@ const MaxDoctorEveryPasses = 288
 
 // DefaultDoctor returns the doctor defaults.
 func DefaultDoctor() Doctor { return Doctor{EveryPasses: DefaultDoctorEveryPasses} }
-
-func (d Doctor) validate() []FieldError {
-	if d.EveryPasses < 0 || d.EveryPasses > MaxDoctorEveryPasses {
-		return []FieldError{{Key: "doctor.every_passes", Msg: fmt.Sprintf("must be from 0 (off) to %d, got %d", MaxDoctorEveryPasses, d.EveryPasses)}}
-	}
-	return nil
-}

@@ -13,8 +13,8 @@ func TestFleetKeysRejected(t *testing.T) {
 		{"[clean]\nmode = \"Observe\"\n", `clean.mode (line 2): must be act or observe, got "Observe"`},
 		{"[clean]\nmode = \"dry-run\"\n", `clean.mode (line 2): must be act or observe, got "dry-run"`},
 		{"[clean]\nmode = \"\"\n", `clean.mode (line 2): must be act or observe, got ""`},
-		{"[doctor]\nevery_passes = -1\n", "doctor.every_passes (line 2): must be from 0 (off) to 288, got -1"},
-		{"[doctor]\nevery_passes = 289\n", "doctor.every_passes (line 2): must be from 0 (off) to 288, got 289"},
+		{"[doctor]\nevery_passes = -1\n", "doctor.every_passes (line 2): must be in [0, 288] (0 turns it off), got -1"},
+		{"[doctor]\nevery_passes = 289\n", "doctor.every_passes (line 2): must be in [0, 288] (0 turns it off), got 289"},
 	} {
 		_, err := Parse("t.toml", tc.text)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -12,7 +12,7 @@ import (
 // FuzzParse: whatever the file says, Parse either returns a configuration
 // that validates, or an error; it never panics, an accepted root can never
 // climb out with ".." or be "/" in disguise, and no float is NaN or
-// infinite.
+// infinite, and no number is outside its range.
 func FuzzParse(f *testing.F) {
 	if data, err := os.ReadFile("../../config.example.toml"); err == nil {
 		f.Add(string(data))
@@ -41,6 +41,11 @@ func FuzzParse(f *testing.F) {
 			}
 			if p != "" && (filepath.Clean(p) == "/" || filepath.Clean(p) != p) {
 				t.Fatalf("accepted a root that is / or not clean: %q", p)
+			}
+		}
+		for _, k := range NumericKeys(cfg) {
+			if l, ok := LimitOf(k.Key); !ok || !l.Holds(k.Value) {
+				t.Fatalf("accepted %s = %s outside its range", k.Key, k.Format(k.Value))
 			}
 		}
 		for _, x := range []float64{cfg.Clean.MaxRemovalShare, cfg.Daemon.Jitter, cfg.Memcg.DyingRatioAct, cfg.Memcg.PressureMax, cfg.Memcg.MinEffect} {

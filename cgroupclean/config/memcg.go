@@ -99,59 +99,17 @@ func (m Memcg) validate() []FieldError {
 	default:
 		bad("mode", "must be off, observe or act, got %s", quote(m.Mode))
 	}
-	positive := func(key string, d Duration) {
-		if d.Duration <= 0 {
-			bad(key, "must be positive, got %s", d.Duration)
-		}
-	}
-	floorOf := func(key string, d Duration, least time.Duration, why string) {
-		atLeast(func(_, format string, args ...any) { bad(key, format, args...) }, key, d, least, why)
-	}
-	floorOf("probe_interval", m.ProbeInterval, MinProbeInterval, "the probe would walk the memory hierarchy without rest")
-	positive("stat_timeout", m.StatTimeout)
-	positive("latency_warn", m.LatencyWarn)
-	positive("latency_act", m.LatencyAct)
-	positive("prevent_timeout", m.PreventTimeout)
-	positive("reclaim_timeout", m.ReclaimTimeout)
-	floorOf("reclaim_cooldown", m.ReclaimCooldown, MinReclaimCooldown, "pod-root reclaim could run pass after pass")
-	floorOf("drop_caches_cooldown", m.DropCachesCooldown, MinDropCachesCooldown, "drop_caches could run probe after probe")
-	positive("backoff_max", m.BackoffMax)
-	if m.Window < 1 || m.Window > 1000 {
-		bad("window", "must be in [1, 1000], got %d", m.Window)
-	}
-	if m.ConfirmSamples < 1 || m.ConfirmSamples > m.Window {
-		bad("confirm_samples", "must be in [1, window=%d], got %d", m.Window, m.ConfirmSamples)
+	if m.ConfirmSamples > m.Window {
+		bad("confirm_samples", "must not be above window (%d), got %d", m.Window, m.ConfirmSamples)
 	}
 	if m.LatencyAct.Duration < m.LatencyWarn.Duration {
 		bad("latency_act", "must not be below latency_warn (%s), got %s", m.LatencyWarn.Duration, m.LatencyAct.Duration)
 	}
-	if m.DyingWarn < 1 {
-		bad("dying_warn", "must be at least 1, got %d", m.DyingWarn)
-	}
 	if m.DyingAct < m.DyingWarn {
 		bad("dying_act", "must not be below dying_warn (%d), got %d", m.DyingWarn, m.DyingAct)
 	}
-	if !(m.DyingRatioAct >= 0 && m.DyingRatioAct <= MaxDyingRatioAct) {
-		bad("dying_ratio_act", "must be in [0, %d] (0 turns it off), got %g", MaxDyingRatioAct, m.DyingRatioAct)
-	}
-	const page = 4096
-	if m.ReclaimStepBytes < page {
-		bad("reclaim_step_bytes", "must be at least %d, got %d", page, m.ReclaimStepBytes)
-	}
 	if m.ReclaimMaxBytes < m.ReclaimStepBytes {
 		bad("reclaim_max_bytes", "must not be below reclaim_step_bytes (%d), got %d", m.ReclaimStepBytes, m.ReclaimMaxBytes)
-	}
-	if m.DropCachesValue < 0 || m.DropCachesValue > 3 {
-		bad("drop_caches_value", "must be 0 (auto), 1, 2 or 3, got %d", m.DropCachesValue)
-	}
-	if m.DropCachesDailyCap < 0 || m.DropCachesDailyCap > MaxDropCachesDailyCap {
-		bad("drop_caches_daily_cap", "must be in [0, %d], got %d", MaxDropCachesDailyCap, m.DropCachesDailyCap)
-	}
-	if !(m.PressureMax > 0 && m.PressureMax <= 100) {
-		bad("pressure_max", "must be in (0, 100], got %g", m.PressureMax)
-	}
-	if !(m.MinEffect > 0 && m.MinEffect <= 1) {
-		bad("min_effect", "must be in (0, 1], got %g", m.MinEffect)
 	}
 	return errs
 }

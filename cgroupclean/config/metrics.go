@@ -34,25 +34,37 @@ func (m Metrics) validate() []FieldError {
 }
 
 // checkLoopback says what is wrong with addr as a loopback listen address,
-// or "" when it is one: an IP literal in 127.0.0.0/8 or ::1 (or the name
-// localhost), and a port from 1 to 65535.
+// or "" when it is one: an IP literal in 127.0.0.0/8 or ::1, without a
+// zone, and a port from 1 to 65535. Names (localhost) are refused: what
+// they resolve to is up to /etc/hosts and the resolver at bind time.
 func checkLoopback(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Sprintf("must be host:port on loopback (e.g. %q), or \"\" for off; got %q", DefaultMetricsListen, addr)
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || strconv.Itoa(p) != port {
 		return fmt.Sprintf("port must be a number from 1 to 65535, got %q", port)
 	}
-	if host == "localhost" {
-		return ""
-	}
+	const why = "the endpoint has no authentication, so it must not be reachable from the network"
 	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return fmt.Sprintf("host must be a loopback IP (127.0.0.1 or ::1), got %q: the endpoint has no authentication, so it must not be reachable from the network", host)
-	}
-	if !ip.Unmap().IsLoopback() {
-		return fmt.Sprintf("host must be a loopback IP (127.0.0.1 or ::1), got %s: the endpoint has no authentication, so it must not be reachable from the network", host)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("host must be a loopback IP literal (127.0.0.1 or [::1]), got %q: names are resolved at bind time; %s", host, why)
+	case ip.Zone() != "":
+		return fmt.Sprintf("host must be a loopback IP literal without a zone, got %q: %s", host, why)
+	case ip.Is4In6():
+		return fmt.Sprintf("host must be a loopback IP literal (write %s, not %s): %s", ip.Unmap(), host, why)
+	case !ip.IsLoopback():
+		return fmt.Sprintf("host must be a loopback IP literal (127.0.0.1 or [::1]), got %s: %s", host, why)
 	}
 	return ""
+}
+
+// CheckLoopback returns an error naming what is wrong with addr as the
+// metrics listen address, or nil.
+func CheckLoopback(addr string) error {
+	if msg := checkLoopback(addr); msg != "" {
+		return fmt.Errorf("metrics listen %q: %s", addr, msg)
+	}
+	return nil
 }

@@ -153,8 +153,11 @@ type Item struct {
 	Age         time.Duration `json:"age_ns,omitempty"` // 0: not measured (see age)
 	Reason      Reason        `json:"reason,omitempty"`
 	Processes   int           `json:"processes,omitempty"`
-	// Unit is set when the cgroup directory is a systemd unit's.
-	Unit string `json:"unit,omitempty"`
+	// Unit is the unit name the directory's name would have (.slice,
+	// .scope), for apply to ask systemd about. Not in the JSON: no one has
+	// asked systemd yet, and mkdir'd directories have no unit (the unit
+	// systemd confirmed is engine.Result.Unit).
+	Unit string `json:"-"`
 	// LiveContainers counts the pod's container cgroups the runtime lists
 	// that the inventory only counted (see inventory.Pod.LiveContainers).
 	LiveContainers int `json:"live_containers,omitempty"`

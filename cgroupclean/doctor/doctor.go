@@ -73,7 +73,9 @@ type Finding struct {
 	// Threshold is what Value was held against, Source where it comes from.
 	Threshold string `json:"threshold,omitempty"`
 	Source    string `json:"threshold_source,omitempty"`
-	// Cause names the leak form of an orphan (leak.orphan only).
+	// Form names the shape an orphan's tree shows (leak.orphan only);
+	// Cause is how it leaked where that shape shows it, else "unknown".
+	Form  string `json:"form,omitempty"`
 	Cause string `json:"cause,omitempty"`
 	// Action is what to do about it.
 	Action string `json:"action,omitempty"`

@@ -70,6 +70,51 @@ func TestLeakForm(t *testing.T) {
 	}
 }
 
+// doctor says what it saw and gives a cause only where the tree shows it:
+// a pod slice with a running process and no container is not "the sandbox
+// went while kubelet was not running", and a lone conmon cgroup is not
+// "upgrade CRI-O" on any CRI-O.
+func TestOrphanFindingSaysWhatWasSeen(t *testing.T) {
+	id := strings.Repeat("a", 64)
+	for _, tc := range []struct {
+		name, form, cause string
+		it                decide.Item
+		observed          []string
+	}{
+		{"pod with a process", FormEmptyPod, CauseUnknown,
+			decide.Item{Kind: decide.PodKind, State: decide.Orphan, Action: decide.Keep, Reason: decide.HasProcesses, Path: "/kubepods.slice/kubepods-pod1.slice", Hierarchies: []string{"memory"}, Processes: 1},
+			[]string{"no container cgroup left", "with 1 process in it", "kept: has-processes"}},
+		{"lone conmon", FormConmon, CauseUnknown,
+			decide.Item{Kind: decide.ContainerKind, State: decide.Orphan, Action: decide.Remove, Path: "/p/crio-conmon-" + id + ".scope", ContainerID: id, Hierarchies: []string{"memory"}},
+			[]string{"crio-conmon-<id> cgroup whose crio-<id> is gone", "clean would remove it"}},
+		{"misc only", FormMiscOnly, forms[FormMiscOnly].cause,
+			decide.Item{Kind: decide.PodKind, State: decide.Orphan, Action: decide.Remove, Path: "/kubepods/podx", Hierarchies: []string{"misc"}},
+			[]string{"only in the v1 misc hierarchy"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := orphanFinding(tc.it, tc.form)
+			if f.ID != IDOrphan || f.Form != tc.form || f.Cause != tc.cause {
+				t.Errorf("finding %s form %q cause %q, want %s %q %q", f.ID, f.Form, f.Cause, IDOrphan, tc.form, tc.cause)
+			}
+			for _, want := range tc.observed {
+				if !strings.Contains(f.Measured, want) {
+					t.Errorf("measured %q does not say %q", f.Measured, want)
+				}
+			}
+			for _, claim := range []string{"upgrade CRI-O", "the sandbox went while kubelet was not running, so"} {
+				if strings.Contains(f.Action, claim) || strings.Contains(f.Measured, claim) || strings.Contains(f.Cause, claim) {
+					t.Errorf("states %q as fact: %+v", claim, f)
+				}
+			}
+		})
+	}
+	for name, f := range forms {
+		if f.cause != "" && name != FormMiscOnly {
+			t.Errorf("form %s gives a cause its shape does not show: %q", name, f.cause)
+		}
+	}
+}
+
 func TestLevelAndWorst(t *testing.T) {
 	if level(5, 10, 20) != OK || level(10, 10, 20) != Warn || level(25, 10, 20) != Critical || level(5, 0, 0) != OK {
 		t.Fatal("level grades wrong")

@@ -24,23 +24,37 @@ const (
 	FormUnknown         = "unknown"
 )
 
-// form is a leak form with its public issues and what fixes the cause.
+// form is a leak form: what the tree shows, the public issues where that
+// shape was seen, and what to do. A shape seldom proves how the orphan
+// leaked, so the cause is given only where the shape itself is the
+// evidence; elsewhere it is "unknown" and the issues are one known way.
 type form struct {
-	name   string
-	refs   []string
-	action string
+	name     string
+	observed string
+	cause    string // "" when the tree does not show it: reported as unknown
+	refs     []string
+	action   string
 }
 
+// CauseUnknown is the cause of an orphan whose tree does not show it.
+const CauseUnknown = "unknown"
+
 var forms = map[string]form{
-	FormMiscOnly: {FormMiscOnly, []string{"https://github.com/opencontainers/runc/issues/3849", "https://github.com/kubernetes/kubernetes/issues/117647"},
-		"upgrade runc (>= 1.1.6) and the runc vendored in kubelet (Kubernetes with the 117647 fix): they join and remove the misc controller"},
-	FormContainerdScope: {FormContainerdScope, []string{"https://github.com/kubernetes/kubernetes/issues/112151"},
-		"the container's scope outlived it (cgroup v2, systemd driver); check containerd/runc versions against the issue, and whether a process in D state holds the scope"},
-	FormConmon: {FormConmon, []string{"https://github.com/cri-o/cri-o/issues/838"},
-		"conmon's cgroup outlived its container (seen when CRI-O or kubelet stopped mid-teardown); upgrade CRI-O"},
-	FormEmptyPod: {FormEmptyPod, []string{"https://github.com/cri-o/cri-o/issues/5490"},
-		"the sandbox went while kubelet was not running, so nothing deleted the pod cgroup; stop pods through kubelet (drain) before stopping kubelet"},
-	FormUnknown: {FormUnknown, nil, "the tree does not show how it leaked; `cgroupcleand clean` removes it once it passes the safety gates"},
+	FormMiscOnly: {FormMiscOnly, "left only in the v1 misc hierarchy, gone from every other",
+		"what removed it from the other hierarchies did not know the misc controller, as runc before 1.1.6 (runc#3849)",
+		[]string{"https://github.com/opencontainers/runc/issues/3849", "https://github.com/kubernetes/kubernetes/issues/117647"},
+		"check the runtime's runc and kubelet's vendored runc against runc#3849 (fixed in 1.1.6) and kubernetes#117647"},
+	FormContainerdScope: {FormContainerdScope, "a cri-containerd-<id>.scope the runtime does not list, in a pod it lists", "",
+		[]string{"https://github.com/kubernetes/kubernetes/issues/112151"},
+		"look in containerd's and the system journal for the container ID; kubernetes#112151 is one known way (cgroup v2, systemd driver), and a process in D state can hold a scope"},
+	FormConmon: {FormConmon, "a crio-conmon-<id> cgroup whose crio-<id> is gone", "",
+		[]string{"https://github.com/cri-o/cri-o/issues/838"},
+		"look in CRI-O's journal for the container ID (CRI-O removes conmon's cgroup after its container); cri-o#838 is one known way, in CRI-O of 2017"},
+	FormEmptyPod: {FormEmptyPod, "a pod cgroup with no container cgroup left and no container the runtime lists", "",
+		[]string{"https://github.com/cri-o/cri-o/issues/5490"},
+		"look in kubelet's journal for the pod UID: kubelet deletes a pod's cgroup when it removes the pod, and never does when the sandbox went while kubelet was not running (cri-o#5490, one known way)"},
+	FormUnknown: {FormUnknown, "nothing in the tree shows how it leaked", "", nil,
+		"`cgroupcleand clean` removes it once it passes the safety gates"},
 }
 
 // LeakForm names the leak form of an orphan. pod is the orphan's pod item
@@ -133,10 +147,21 @@ func orphanFinding(it decide.Item, formName string) Finding {
 	if !it.Removes() {
 		plan = "kept: " + string(it.Reason)
 	}
+	observed := f.observed
+	switch {
+	case it.Processes == 1:
+		observed += ", with 1 process in it"
+	case it.Processes > 1:
+		observed += fmt.Sprintf(", with %d processes in it", it.Processes)
+	}
+	cause := f.cause
+	if cause == "" {
+		cause = CauseUnknown
+	}
 	return Finding{
-		ID: IDOrphan, Severity: Warn, Subject: it.Path, Value: it.Age.Seconds(), Cause: formName, Refs: f.refs,
-		Measured: fmt.Sprintf("orphaned %s cgroup (pod %s) in %d hierarchies (%s), unchanged for %s; %s",
-			it.Kind, it.PodUID, len(it.Hierarchies), strings.Join(it.Hierarchies, ","), it.Age.Round(1e9), plan),
+		ID: IDOrphan, Severity: Warn, Subject: it.Path, Value: it.Age.Seconds(), Form: formName, Cause: cause, Refs: f.refs,
+		Measured: fmt.Sprintf("orphaned %s cgroup (pod %s) in %d hierarchies (%s), unchanged for %s; %s; %s",
+			it.Kind, it.PodUID, len(it.Hierarchies), strings.Join(it.Hierarchies, ","), it.Age.Round(1e9), observed, plan),
 		Action: f.action,
 	}
 }

@@ -22,6 +22,9 @@ func (r Report) WriteText(w io.Writer) error {
 		if f.Severity == OK {
 			continue
 		}
+		if f.Form != "" {
+			fmt.Fprintf(&b, "         form: %s\n", f.Form)
+		}
 		if f.Cause != "" {
 			fmt.Fprintf(&b, "         cause: %s\n", f.Cause)
 		}

@@ -327,18 +327,19 @@ func SummaryLine(s *Scan, results []Result) string {
 	}
 	sum := s.Plan.Summary
 	if s.Plan.RuntimeError != "" {
-		return fmt.Sprintf("RUNTIME UNREACHABLE, nothing removed; %s, all of unknown state (kept)",
+		// Not "kept": KEPT counts orphans a gate kept, and none was judged.
+		return fmt.Sprintf("RUNTIME UNREACHABLE, nothing removed; %s, all of unknown state (left alone, none judged)",
 			plural(sum.Pods, "pod cgroup", "pod cgroups"))
 	}
 	unknown := ""
 	if sum.UnknownPods > 0 {
-		unknown = fmt.Sprintf(", %d of unknown state (kept)", sum.UnknownPods)
+		unknown = fmt.Sprintf(", %d of unknown state (left alone)", sum.UnknownPods)
 	}
 	line := fmt.Sprintf("%s: %d live, %d orphaned%s (+%s in live pods); ",
 		plural(sum.Pods, "pod cgroup", "pod cgroups"), sum.LivePods, sum.OrphanPods, unknown,
 		plural(sum.OrphanContainers, "orphan container", "orphan containers"))
 	if results == nil {
-		return line + fmt.Sprintf("%d to remove, %d kept", sum.Remove, sum.Keep)
+		return line + fmt.Sprintf("%d to remove, %s", sum.Remove, plural(sum.Keep, "orphan kept", "orphans kept"))
 	}
 	removed, refused, failed := Counts(results)
 	verb := "removed"
@@ -348,7 +349,7 @@ func SummaryLine(s *Scan, results []Result) string {
 	if n := ObservedCount(results); n > 0 {
 		verb = fmt.Sprintf("observe mode: would remove %d, removed", n)
 	}
-	return line + fmt.Sprintf("%s %d, kept %d, failed %d", verb, removed, sum.Keep+refused, failed)
+	return line + fmt.Sprintf("%s %d, orphans kept %d, failed %d", verb, removed, sum.Keep+refused, failed)
 }
 
 // plural is "1 thing" or "N things".

@@ -18,6 +18,11 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
+	stopProfile, ok := startHeapProfile(fset, stderr)
+	if !ok {
+		return 2
+	}
+	defer stopProfile()
 	if fset.NArg() > 0 {
 		fmt.Fprintf(stderr, "cgroupcleand check-config: unexpected arguments %q\n", fset.Args())
 		return 2

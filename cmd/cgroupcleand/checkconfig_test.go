@@ -56,7 +56,7 @@ func TestCheckConfig(t *testing.T) {
 		{"overrides", "[daemon]\ninterval = \"90s\"\njitter = 0.2\n[clean]\nmin_age = \"0s\"\n", 0,
 			[]string{`interval = "1m30s"`, "jitter = 0.2", `min_age = "0s"`, `endpoint = "unix:///var/run/crio/crio.sock"`}, nil},
 		{"bad values", "[clean]\nconfirm_passes = 0\n[daemon]\njitter = 0.9\nbogus = 1\n", 1, nil,
-			[]string{"clean.confirm_passes (line 2): must be at least 1", "daemon.jitter (line 4)", "daemon.bogus (line 5): unknown key"}},
+			[]string{"clean.confirm_passes (line 2): must be in [1, 100], got 0", "daemon.jitter (line 4)", "daemon.bogus (line 5): unknown key"}},
 		{"wrong type", "[clean]\nmax_removals_per_pass = \"many\"\n", 1, nil, []string{"line 2", "clean.max_removals_per_pass"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

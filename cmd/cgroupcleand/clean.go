@@ -15,7 +15,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/daemon/logging"
 )
 
-func cmdClean(args []string, stdout, stderr io.Writer) int {
+func cmdClean(args []string, stdout, stderr io.Writer, lockDir string) int {
 	fset := newFlagSet("clean", stderr)
 	cfgPath, explicit := commonFlags(fset)
 	dryRun := fset.Bool("dry-run", false, "print what would be removed, remove nothing")
@@ -24,6 +24,11 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
+	stopProfile, ok := startHeapProfile(fset, stderr)
+	if !ok {
+		return 2
+	}
+	defer stopProfile()
 	cfg, src, err := loadConfig(*cfgPath, explicit())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -41,7 +46,7 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if !*dryRun {
 		// One cleaner at a time; a dry run changes nothing and needs none.
-		lock, ok := takeLock(ctx, &cfg, *stateDir, *wait, stderr, "clean")
+		lock, ok := takeLock(ctx, &cfg, lockDir, *stateDir, *wait, stderr, "clean")
 		if !ok {
 			return 1
 		}
@@ -65,7 +70,10 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	engine.LogSummary(log, s, results, 1, *dryRun)
 	countRuntimeContainers(s)
 	if *asJSON {
-		return printJSON(stdout, stderr, newScanDoc(src, s, results, nil, *dryRun))
+		if rc := printJSON(stdout, stderr, newScanDoc(src, s, results, nil, *dryRun)); rc != 0 {
+			return rc
+		}
+		return passStatus(s, results)
 	}
 	printHeader(stdout, src, s)
 	if *dryRun {
@@ -77,6 +85,15 @@ func cmdClean(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout)
 	printResults(stdout, results)
 	fmt.Fprintf(stdout, "\n%s\n", engine.SummaryLine(s, results))
+	return passStatus(s, results)
+}
+
+// passStatus is the exit status of scan and clean, in text and JSON
+// alike: 1 when the runtime could not be asked (no cgroup could be
+// judged, none was removed) or a removal failed (busy, remove-failed,
+// kill-failed); 0 otherwise, orphans that a gate or a final check kept
+// included.
+func passStatus(s *engine.Scan, results []engine.Result) int {
 	if _, _, failed := engine.Counts(results); failed > 0 || s.Plan.RuntimeError != "" {
 		return 1
 	}

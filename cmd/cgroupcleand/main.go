@@ -31,13 +31,15 @@ Run 'cgroupcleand <command> -h' for the flags of a command.
 
 func main() {
 	daemon.TuneGC()
-	stopProfile := startHeapProfile(os.Args[1:])
-	rc := run(os.Args[1:], os.Stdout, os.Stderr)
-	stopProfile(os.Stderr)
-	os.Exit(rc)
+	os.Exit(cli{lockDir: daemon.LockDir}.run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// cli is the command line. lockDir is where run and clean take the
+// one-cleaner lock: daemon.LockDir, and a directory of their own only in
+// the in-process tests; no flag, environment variable or key moves it.
+type cli struct{ lockDir string }
+
+func (c cli) run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -47,9 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "scan":
 		return cmdScan(rest, stdout, stderr)
 	case "clean":
-		return cmdClean(rest, stdout, stderr)
+		return cmdClean(rest, stdout, stderr, c.lockDir)
 	case "run":
-		return cmdRun(rest, stdout, stderr)
+		return cmdRun(rest, stdout, stderr, c.lockDir)
 	case "doctor":
 		return cmdDoctor(rest, stdout, stderr)
 	case "check-config":

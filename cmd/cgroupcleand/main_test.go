@@ -14,7 +14,7 @@ import (
 
 func runCLI(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := testCLI.run(args, &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -129,13 +129,20 @@ func TestScanCleanCLI(t *testing.T) {
 		t.Fatal("clean removed an orphan while the runtime was down")
 	}
 	// scan says the state is unknown: the live pod is not an orphan.
+	// Exit 1, as clean: nothing could be judged (the man page's EXIT STATUS).
 	code, out, _ = runCLI("scan", "--config", cfg)
-	if code != 0 || !strings.Contains(out, "all of unknown state") {
+	if code != 1 || !strings.Contains(out, "all of unknown state") {
 		t.Fatalf("scan with runtime down: %d\n%s", code, out)
 	}
 	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, liveUID) && (!strings.Contains(line, "unknown") || strings.Contains(line, "orphan")) {
 			t.Fatalf("live pod's row with runtime down: %q", line)
+		}
+	}
+	// The exit status does not depend on the output format.
+	for _, args := range [][]string{{"scan", "--json"}, {"clean", "--dry-run"}, {"clean", "--dry-run", "--json"}, {"clean", "--json"}} {
+		if code, out, errs := runCLI(append(args, "--config", cfg)...); code != 1 {
+			t.Errorf("%v with the runtime down: exit %d, want 1\n%s%s", args, code, out, errs)
 		}
 	}
 	ctrd.Restart(t)

@@ -18,13 +18,18 @@ import (
 
 // cmdRun is the service: exit 0 after SIGTERM/SIGINT, 2 when the
 // configuration or the logger cannot be set up at start.
-func cmdRun(args []string, stdout, stderr io.Writer) int {
+func cmdRun(args []string, stdout, stderr io.Writer, lockDir string) int {
 	fset := newFlagSet("run", stderr)
 	cfgPath, explicit := commonFlags(fset)
 	wait, stateDir := lockFlags(fset)
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
+	stopProfile, ok := startHeapProfile(fset, stderr)
+	if !ok {
+		return 2
+	}
+	defer stopProfile()
 	if fset.NArg() > 0 {
 		fmt.Fprintf(stderr, "cgroupcleand run: unexpected arguments %q\n", fset.Args())
 		return 2
@@ -51,7 +56,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// the one in flight). SIGHUP reloads.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	lock, ok := takeLock(ctx, &cfg, *stateDir, *wait, stderr, "run")
+	lock, ok := takeLock(ctx, &cfg, lockDir, *stateDir, *wait, stderr, "run")
 	if !ok {
 		return 1
 	}
@@ -75,7 +80,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		d.Watchdog = wd
 	}
 	mc := daemon.NewMemcgLoop(log)
-	// Beside the lock: the limits are only written by the lock's holder.
+	// Only the lock's holder writes the limits.
 	mc.StateDir = cfg.Daemon.StateDir
 	mc.Observer = m
 	mc.Configure(ctx, cfg, 0)

@@ -19,6 +19,11 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
+	stopProfile, ok := startHeapProfile(fset, stderr)
+	if !ok {
+		return 2
+	}
+	defer stopProfile()
 	cfg, src, err := loadConfig(*cfgPath, explicit())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -36,13 +41,16 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 	health := memcgHealth(ctx, cfg, s, log)
 	countRuntimeContainers(s)
 	if *asJSON {
-		return printJSON(stdout, stderr, newScanDoc(src, s, nil, health, false))
+		if rc := printJSON(stdout, stderr, newScanDoc(src, s, nil, health, false)); rc != 0 {
+			return rc
+		}
+		return passStatus(s, nil)
 	}
 	printScan(stdout, src, s)
 	if health != nil {
 		fmt.Fprintf(stdout, "%s\n", health.Health.String())
 	}
-	return 0
+	return passStatus(s, nil)
 }
 
 // memcgHealth is what the memcg watchdog sees and would do, acting on

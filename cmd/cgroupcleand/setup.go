@@ -26,9 +26,11 @@ func loadConfig(path string, explicit bool) (config.Config, string, error) {
 	return cfg, path, err
 }
 
-// commonFlags adds --config and returns a function telling whether it was set.
+// commonFlags adds --config and --heap-profile, and returns a function
+// telling whether --config was set.
 func commonFlags(fset *flag.FlagSet) (*string, func() bool) {
 	p := fset.String("config", config.DefaultPath, "configuration file (TOML)")
+	fset.String(heapProfileFlag, "", "write a pprof heap profile to this new file (and its memory figures to FILE.txt) when the command ends")
 	return p, func() bool {
 		set := false
 		fset.Visit(func(f *flag.Flag) {
@@ -49,13 +51,15 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // lockFlags adds --wait and --state-dir (which overrides daemon.state_dir).
 func lockFlags(fset *flag.FlagSet) (wait *bool, stateDir *string) {
 	wait = fset.Bool("wait", false, "wait for another cgroupcleand run or clean to end instead of refusing")
-	stateDir = fset.String("state-dir", "", "state directory (lock, memcg limits); default daemon.state_dir")
+	stateDir = fset.String("state-dir", "", "state directory (memcg limits); default daemon.state_dir")
 	return wait, stateDir
 }
 
-// takeLock takes the one-cleaner lock in the state directory. A lock held
-// by another process is a clear message naming its PID (exit 1).
-func takeLock(ctx context.Context, cfg *config.Config, stateDir string, wait bool, stderr io.Writer, cmd string) (*daemon.Lock, bool) {
+// takeLock checks the state directory (daemon.PrivateDir) and takes the
+// one-cleaner lock in lockDir. A lock held by another process is a clear
+// message naming its PID; a state or lock directory that others could
+// write is refused, naming the path, owner and mode (exit 1 both).
+func takeLock(ctx context.Context, cfg *config.Config, lockDir, stateDir string, wait bool, stderr io.Writer, cmd string) (*daemon.Lock, bool) {
 	if stateDir != "" {
 		if !filepath.IsAbs(stateDir) {
 			fmt.Fprintf(stderr, "cgroupcleand %s: --state-dir must be an absolute path, got %q\n", cmd, stateDir)
@@ -63,7 +67,11 @@ func takeLock(ctx context.Context, cfg *config.Config, stateDir string, wait boo
 		}
 		cfg.Daemon.StateDir = filepath.Clean(stateDir)
 	}
-	l, err := daemon.AcquireLock(ctx, cfg.Daemon.StateDir, wait)
+	if err := daemon.PrivateDir(cfg.Daemon.StateDir, "state directory"); err != nil {
+		fmt.Fprintf(stderr, "cgroupcleand %s: %v\n", cmd, err)
+		return nil, false
+	}
+	l, err := daemon.AcquireLock(ctx, lockDir, wait)
 	if err != nil {
 		fmt.Fprintf(stderr, "cgroupcleand %s: %v\n", cmd, err)
 		return nil, false

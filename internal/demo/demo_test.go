@@ -82,7 +82,8 @@ state_dir = %q
 
 	for _, args := range [][]string{{"scan"}, {"doctor", "--interval", "2s"}, {"clean", "--dry-run"}, {"clean"}, {"scan"}} {
 		say("\n$ cgroupcleand %s --config %s", strings.Join(args, " "), cfg)
-		cmd := exec.Command(bin, append(args, "--config", cfg)...)
+		// Its own lock: another test's cleaner may be running.
+		cmd := testbed.PrivateLockCommand(append([]string{bin}, append(args, "--config", cfg)...)...)
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.Env = append(os.Environ(), "JOURNAL_STREAM=")
 		err := cmd.Run()

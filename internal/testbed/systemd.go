@@ -102,6 +102,9 @@ func StartUserSystemd(t testing.TB) *UserSystemd {
 		fmt.Fprintf(&script, "echo $$ > %s\n", filepath.Join(h.Path(root.Name), "cgroup.procs"))
 	}
 	script.WriteString("mount -t tmpfs tmpfs /run/systemd\nmkdir /run/systemd/system\n")
+	// A cgroupcleand service of the manager takes its lock on a tmpfs of
+	// this namespace, never the machine's (see PrivateLockArgv).
+	script.WriteString("mkdir -p -m 0700 " + LockDir + "\nmount -t tmpfs -o mode=0700,size=1m cgroupclean-test-lock " + LockDir + "\n")
 	// systemd may write to /dev/console even when not PID 1 (the reason it
 	// exits, for one): catch that in the log file, not on the machine's
 	// console.
