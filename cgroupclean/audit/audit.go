@@ -85,6 +85,10 @@ const (
 	IDActionIntent       = "c35dacc3ac2944cabbb4b3a12d183f9e"
 	IDKeptSummary        = "75d082cc6dac4c5ea06d6e905105246f"
 	IDJournalDropped     = "f6e5092d3be3489ba589861e3a951ee8"
+	// IDActionRefused is the outcome of a step whose intent was written
+	// but that did not act: a check right before it said no, or the
+	// intent record itself was not taken (REASON audit-unavailable).
+	IDActionRefused = "0b7d2e94c6a14f3e8d51a9c2f7e06b38"
 )
 
 // Fields of the unknown state: a source of truth (the runtime, kubelet)
@@ -102,7 +106,7 @@ const (
 // were lost: they are written at every log level.
 func IsActionRecord(id string) bool {
 	switch id {
-	case IDActionIntent, IDOrphanRemoved, IDRemovalFailed, IDUnitStopped, IDProcessesKilled, IDMemcgAction, IDJournalDropped:
+	case IDActionIntent, IDOrphanRemoved, IDRemovalFailed, IDUnitStopped, IDProcessesKilled, IDMemcgAction, IDJournalDropped, IDActionRefused:
 		return true
 	}
 	return false
