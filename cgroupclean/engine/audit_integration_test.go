@@ -240,14 +240,8 @@ func TestKeptOrphansSummarised(t *testing.T) {
 // missed entries are counted in the notice.
 func TestStalledJournaldDoesNotHoldPass(t *testing.T) {
 	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
-		n := newNode(t)
-		n.runPod(t, "burstable", false)
-		uid, sb, _ := n.runPod(t, "besteffort", false)
-		n.ctrd.StopRemovePod(t, sb)
 		var fallback testbed.SyncBuffer
-		log := journalLogger(t, "debug", &fallback)
-		e := n.engine(t)
-		e.Intents = logging.Intents(log)
+		n, e, log, uid := auditedOrphan(t, "debug", &fallback)
 
 		pid := j.PID()
 		must(t, syscall.Kill(pid, syscall.SIGSTOP))
@@ -302,20 +296,29 @@ func TestStalledJournaldDoesNotHoldPass(t *testing.T) {
 	})
 }
 
+// auditedOrphan is a node with a live pod and an orphan (its sandbox
+// stopped and removed), and an engine whose intent records go to journald
+// through a logger at level, falling back to fallback.
+func auditedOrphan(t *testing.T, level string, fallback io.Writer) (*node, *engine.Engine, *logrus.Logger, string) {
+	t.Helper()
+	n := newNode(t)
+	n.runPod(t, "burstable", false)
+	uid, sb, _ := n.runPod(t, "besteffort", false)
+	n.ctrd.StopRemovePod(t, sb)
+	log := journalLogger(t, level, fallback)
+	e := n.engine(t)
+	e.Intents = logging.Intents(log)
+	return n, e, log, uid
+}
+
 // TestNoActionWhileJournaldGone: with journald killed (its socket refuses
 // datagrams) nothing is removed, the refusal is named audit-unavailable;
 // after journald restarts the orphan goes, with its intent and outcome in
 // the journal.
 func TestNoActionWhileJournaldGone(t *testing.T) {
 	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
-		n := newNode(t)
-		n.runPod(t, "burstable", false)
-		uid, sb, _ := n.runPod(t, "besteffort", false)
-		n.ctrd.StopRemovePod(t, sb)
 		var fallback testbed.SyncBuffer
-		log := journalLogger(t, "error", &fallback)
-		e := n.engine(t)
-		e.Intents = logging.Intents(log)
+		n, e, log, uid := auditedOrphan(t, "error", &fallback)
 		j.Kill(t)
 		results := auditPass(t, e, log, 1)
 		if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.AuditUnavailable ||

@@ -210,17 +210,9 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item, shared *run
 	}
 	// The trees are read before the runtime and kubelet are asked, so
 	// that nothing but the removal's own steps comes between their answer
-	// and the rmdir.
-	trees, err := e.cgroups().ReadTrees(s.Hierarchies, it.Path, childNames(it))
-	if err != nil {
-		return refuse(decide.ProcessCheckFailed, err.Error())
-	}
-	if trees.Absent() {
-		return refuse(decide.GoneSinceScan, "no hierarchy has it any more")
-	}
-	if pids := trees.Pids; len(pids) > 0 && it.Action != decide.KillRemove {
-		return refuse(decide.ProcessesAppeared, fmt.Sprintf("%d processes: %v", len(pids), pids))
-	}
+	// and the rmdir; they are judged after the answers, so that a pod
+	// listed again is kept as such, not for its new sandbox's processes.
+	trees, treesErr := e.cgroups().ReadTrees(s.Hierarchies, it.Path, childNames(it))
 	var ans runtimeAnswer
 	if shared != nil && !shared.asked.IsZero() && e.clock().Sub(shared.asked) < ShareRuntimeAnswer {
 		ans = *shared
@@ -239,6 +231,15 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item, shared *run
 	c.asked = ans.asked
 	if reason, detail := e.recheckLiveIn(ans.snap, it); reason != "" {
 		return refuse(reason, detail)
+	}
+	if treesErr != nil {
+		return refuse(decide.ProcessCheckFailed, treesErr.Error())
+	}
+	if trees.Absent() {
+		return refuse(decide.GoneSinceScan, "no hierarchy has it any more")
+	}
+	if pids := trees.Pids; len(pids) > 0 && it.Action != decide.KillRemove {
+		return refuse(decide.ProcessesAppeared, fmt.Sprintf("%d processes: %v", len(pids), pids))
 	}
 	c.trees, c.at = trees, e.clock()
 	return c
@@ -413,7 +414,8 @@ func (rm *removal) rmdir(ctx context.Context) *Result {
 	if err := rm.rec.removeIntent(r, rm.trees); err != nil {
 		return rm.refuse(decide.AuditUnavailable, err.Error())
 	}
-	if !rm.fresh || e.clock().Sub(rm.asked) > MaxCheckAge {
+	// With nothing left (systemd removed it all) there is nothing to ask for.
+	if !rm.trees.Absent() && (!rm.fresh || e.clock().Sub(rm.asked) > MaxCheckAge) {
 		if reason, detail := rm.askNow(ctx); reason != "" {
 			return rm.refuse(reason, detail)
 		}

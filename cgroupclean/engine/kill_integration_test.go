@@ -183,14 +183,7 @@ func TestStopRefusedWhileStartQueued(t *testing.T) {
 	ctx := context.Background()
 	e := p.engine(t, "kubepods.slice", nil)
 	s := killPlanned(t, e, p.sd.Root.Rel(p.chain))
-	// The start job: a oneshot service in the slice, queued after the scan.
-	ch := make(chan string, 1)
-	if _, err := p.sd.Conn(t).StartTransientUnitContext(ctx, "pod-start-"+p.uid[:8]+".service", "fail", []sddbus.Property{
-		sddbus.PropSlice(p.slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
-		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
-	}, ch); err != nil {
-		t.Fatal(err)
-	}
+	ch := p.queueStart(t)
 	wantRefused(t, e.Apply(ctx, s, false), decide.UnitJobPending)
 	if p.proc.Wait(200 * time.Millisecond) {
 		t.Fatal("the process of a refused removal was killed")
@@ -201,6 +194,21 @@ func TestStopRefusedWhileStartQueued(t *testing.T) {
 		t.Fatalf("the start job ended (%s)", r)
 	default:
 	}
+}
+
+// queueStart queues a start job in the pod's slice (a oneshot service
+// that stays activating), as kubelet recreating the pod would; the
+// channel gets the job's result.
+func (p *systemdPod) queueStart(t *testing.T) chan string {
+	t.Helper()
+	ch := make(chan string, 1)
+	if _, err := p.sd.Conn(t).StartTransientUnitContext(context.Background(), "pod-start-"+p.uid[:8]+".service", "fail", []sddbus.Property{
+		sddbus.PropSlice(p.slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
+		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
+	}, ch); err != nil {
+		t.Fatal(err)
+	}
+	return ch
 }
 
 // With every check passed, an orphan slice with a process is stopped
@@ -263,13 +271,7 @@ func TestStopRefusedOutcomeAtErrorLevel(t *testing.T) {
 	e.Log, e.Intents = log, logging.Intents(log)
 	e.OnResult = func(r engine.Result) { engine.LogResults(log, []engine.Result{r}, 1, false) }
 	s := killPlanned(t, e, p.sd.Root.Rel(p.chain))
-	ch := make(chan string, 1)
-	if _, err := p.sd.Conn(t).StartTransientUnitContext(ctx, "pod-start-"+p.uid[:8]+".service", "fail", []sddbus.Property{
-		sddbus.PropSlice(p.slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
-		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
-	}, ch); err != nil {
-		t.Fatal(err)
-	}
+	p.queueStart(t)
 	wantRefused(t, e.Apply(ctx, s, false), decide.UnitJobPending)
 	var intents, outcomes []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
