@@ -190,3 +190,47 @@ func TestKillAllThaws(t *testing.T) {
 	}
 	t.Logf("frozen in %v, cgroup.kill in %v", res.Frozen, res.CgroupKill)
 }
+
+// When the last check before the signal says no, KillAllConfirmed
+// signals nothing, returns that check's error and thaws the cgroup; the
+// check runs while the cgroup is frozen, after its processes are listed.
+func TestKillAllConfirmedRefusalKillsNothing(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "applyconfirm")
+	must(t, r.Mkdir("orphan"))
+	p := sleeper(t)
+	must(t, r.AddProc("orphan", p.Process.Pid))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	listedNow := errors.New("the runtime lists the pod now")
+	frozenAtCheck := false
+	res, err := KillAllConfirmed(ctx, r.Hierarchies, r.Rel("orphan"), func() error {
+		for _, h := range r.Hierarchies {
+			dir := h.Path(r.Rel("orphan"))
+			if ok, _ := v1Frozen(dir); h.Has("freezer") && ok {
+				frozenAtCheck = true
+			}
+			if ok, _ := v2Frozen(dir); h.Version == 2 && ok {
+				frozenAtCheck = true
+			}
+		}
+		return listedNow
+	})
+	if !errors.Is(err, listedNow) || len(res.Pids) != 0 || len(res.CgroupKill) != 0 {
+		t.Fatalf("KillAllConfirmed: %+v, %v; want the check's error and nothing killed", res, err)
+	}
+	if len(res.Frozen) > 0 && !frozenAtCheck {
+		t.Error("the check ran while the cgroup was not frozen")
+	}
+	if err := p.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the process was signalled: %v", err)
+	}
+	for _, h := range r.Hierarchies {
+		dir := h.Path(r.Rel("orphan"))
+		if ok, _ := v1Frozen(dir); h.Has("freezer") && ok {
+			t.Errorf("%s still frozen", h.Name)
+		}
+		if ok, _ := v2Frozen(dir); h.Version == 2 && ok {
+			t.Errorf("%s still frozen", h.Name)
+		}
+	}
+}
