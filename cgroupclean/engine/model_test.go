@@ -58,6 +58,7 @@ type world struct {
 	byPath  map[string]*modelPod
 	byUnit  map[string]*modelPod
 	rtFails bool
+	kFails  bool // kubelet's pod dirs cannot be read
 	jDown   bool // the audit sink refuses records
 	nextPid int
 	seq     int
@@ -144,6 +145,10 @@ func (w *world) apply(ev event) {
 		w.rtFails = true
 	case "runtime-ok":
 		w.rtFails = false
+	case "kubelet-fails":
+		w.kFails = true
+	case "kubelet-ok":
+		w.kFails = false
 	case "journal-down":
 		w.jDown = true
 	case "journal-up":
@@ -216,12 +221,17 @@ func (k modelKubelet) Tracks(uid string) (tracked bool, err error) {
 		for _, p := range k.w.pods {
 			if p.uid == uid {
 				c := k.w.record("kubelet", p.idx)
+				if k.w.kFails {
+					c.failed = true
+					err = errors.New("read kubelet pod dirs: input/output error")
+					return
+				}
 				c.listed = map[int]bool{p.idx: p.tracked}
 				tracked = p.tracked
 			}
 		}
 	})
-	return tracked, nil
+	return tracked, err
 }
 
 type modelUnits struct{ w *world }
@@ -437,7 +447,7 @@ func freshNotListed(w *world, i int) string {
 		if rt < 0 && c.kind == "runtime" && !c.failed {
 			rt = j
 		}
-		if kl < 0 && c.kind == "kubelet" && c.pod == x.pod {
+		if kl < 0 && c.kind == "kubelet" && c.pod == x.pod && !c.failed {
 			kl = j
 		}
 	}
@@ -530,7 +540,7 @@ type drawn struct {
 }
 
 var eventKinds = []string{"pod-back", "runtime-lists", "kubelet-tracks", "pod-gone", "proc-enter", "proc-leave",
-	"job-queued", "job-done", "runtime-fails", "runtime-ok", "journal-down", "journal-up", "advance"}
+	"job-queued", "job-done", "runtime-fails", "runtime-ok", "kubelet-fails", "kubelet-ok", "journal-down", "journal-up", "advance"}
 
 func (d drawn) at(boundary string) []event {
 	// Most boundaries see nothing happen.
