@@ -16,6 +16,7 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/metrics"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
+	"github.com/cgroupclean/cgroupclean/daemon/logging"
 	"github.com/sirupsen/logrus"
 )
 
@@ -51,6 +52,11 @@ func (l *Links) Engine(ctx context.Context, cfg config.Config, log logrus.FieldL
 		stage = func(string) {}
 	}
 	e := &engine.Engine{Config: cfg, Log: log, Hierarchies: l.Hierarchies}
+	if ll, ok := log.(*logrus.Logger); ok {
+		// No action whose intent record the journal (or the log output)
+		// did not take.
+		e.Intents = logging.Intents(ll)
+	}
 	if key := fmt.Sprint(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration); l.runtime == nil || l.runtimeKey != key {
 		l.DropRuntime()
 		client, err := cri.Dial(cfg.Runtime.Endpoint, cfg.Runtime.Timeout.Duration)
@@ -170,9 +176,10 @@ func (d *Daemon) enginePass(ctx context.Context, cfg config.Config, n uint64, si
 	e.DirCache = d.dirCache
 	if d.BeforeRemove != nil {
 		if hook := d.BeforeRemove(); hook != nil {
+			// mark is nil without systemd (cgroupfs driver, use_systemd
+			// = "never", systemd unreachable).
 			mark := e.BeforeRemove
 			e.BeforeRemove = func(h hierarchy.Hierarchy, dir string) {
-				// No mark without systemd (cgroupfs, use_systemd never).
 				if mark != nil {
 					mark(h, dir)
 				}

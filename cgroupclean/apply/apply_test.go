@@ -175,18 +175,62 @@ func TestKillAllThaws(t *testing.T) {
 	if len(res.Pids) != 1 {
 		t.Fatalf("kill result %+v", res)
 	}
-	for _, h := range r.Hierarchies {
-		dir := h.Path(r.Rel("orphan"))
-		switch {
-		case h.Has("freezer"):
-			if ok, err := v1Frozen(dir); ok || err != nil {
-				t.Errorf("%s still frozen (%v)", h.Name, err)
-			}
-		case h.Version == 2:
-			if ok, err := v2Frozen(dir); ok || err != nil {
-				t.Errorf("%s still frozen (%v)", h.Name, err)
-			}
-		}
+	if frozen := frozenIn(t, r, "orphan"); len(frozen) > 0 {
+		t.Errorf("still frozen in %v", frozen)
 	}
 	t.Logf("frozen in %v, cgroup.kill in %v", res.Frozen, res.CgroupKill)
+}
+
+// frozenIn names the hierarchies whose freezer holds rel frozen.
+func frozenIn(t *testing.T, r *testbed.CgroupRoot, rel string) []string {
+	t.Helper()
+	var out []string
+	for _, h := range r.Hierarchies {
+		dir := h.Path(r.Rel(rel))
+		var ok bool
+		var err error
+		switch {
+		case h.Has("freezer"):
+			ok, err = v1Frozen(dir)
+		case h.Version == 2:
+			ok, err = v2Frozen(dir)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+		if ok {
+			out = append(out, h.Name)
+		}
+	}
+	return out
+}
+
+// When the last check before the signal says no, KillAllConfirmed
+// signals nothing, returns that check's error and thaws the cgroup; the
+// check runs while the cgroup is frozen, after its processes are listed.
+func TestKillAllConfirmedRefusalKillsNothing(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "applyconfirm")
+	must(t, r.Mkdir("orphan"))
+	p := sleeper(t)
+	must(t, r.AddProc("orphan", p.Process.Pid))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	listedNow := errors.New("the runtime lists the pod now")
+	var frozenAtCheck []string
+	res, err := KillAllConfirmed(ctx, r.Hierarchies, r.Rel("orphan"), func() error {
+		frozenAtCheck = frozenIn(t, r, "orphan")
+		return listedNow
+	})
+	if !errors.Is(err, listedNow) || len(res.Pids) != 0 || len(res.CgroupKill) != 0 {
+		t.Fatalf("KillAllConfirmed: %+v, %v; want the check's error and nothing killed", res, err)
+	}
+	if len(res.Frozen) == 0 || len(frozenAtCheck) != len(res.Frozen) {
+		t.Errorf("frozen in %v when checked, want every freezer of %v", frozenAtCheck, res.Frozen)
+	}
+	if err := p.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the process was signalled: %v", err)
+	}
+	if frozen := frozenIn(t, r, "orphan"); len(frozen) > 0 {
+		t.Errorf("still frozen in %v after the refusal", frozen)
+	}
 }

@@ -53,6 +53,15 @@ const freezeTimeout = 5 * time.Second
 // moved out is left alone (MovedOut). Then the cgroup is thawed and
 // KillAll waits until no process is left or ctx ends.
 func KillAll(ctx context.Context, hs []hierarchy.Hierarchy, path string) (KillResult, error) {
+	return KillAllConfirmed(ctx, hs, path, nil)
+}
+
+// KillAllConfirmed is KillAll with a last check: confirm runs once the
+// cgroup is frozen and its processes are listed, right before the first
+// signal (the freeze may take seconds, so a check made before it is
+// stale). When confirm returns an error nothing is signalled, the cgroup
+// is thawed and the error is returned.
+func KillAllConfirmed(ctx context.Context, hs []hierarchy.Hierarchy, path string, confirm func() error) (KillResult, error) {
 	var res KillResult
 	thaw, frozen, err := freezeAll(ctx, hs, path)
 	res.Frozen = frozen
@@ -60,6 +69,9 @@ func KillAll(ctx context.Context, hs []hierarchy.Hierarchy, path string) (KillRe
 		return res, err
 	}
 	pids, err := Pids(hs, path)
+	if err == nil && confirm != nil {
+		err = confirm()
+	}
 	if err == nil {
 		err = killListed(hs, path, pids, &res)
 	}

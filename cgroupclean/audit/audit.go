@@ -88,6 +88,10 @@ const (
 	// IDWouldRemove: observe mode, an orphan that passed every gate and
 	// final check and that act mode would have removed.
 	IDWouldRemove = "fe3c9eaba55b41e2ab17a584edc8194c"
+	// IDActionRefused is the outcome of a step whose intent was written
+	// but that did not act: a check right before it said no, or the
+	// intent record itself was not taken (REASON audit-unavailable).
+	IDActionRefused = "0b7d2e94c6a14f3e8d51a9c2f7e06b38"
 )
 
 // Fields of the unknown state: a source of truth (the runtime, kubelet)
@@ -106,7 +110,7 @@ const (
 func IsActionRecord(id string) bool {
 	switch id {
 	case IDActionIntent, IDOrphanRemoved, IDRemovalFailed, IDUnitStopped, IDProcessesKilled, IDMemcgAction, IDJournalDropped,
-		IDWouldRemove:
+		IDWouldRemove, IDActionRefused:
 		return true
 	}
 	return false

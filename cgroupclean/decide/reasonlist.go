@@ -11,7 +11,7 @@ var Reasons = []Reason{
 	MassGuardRuntimeEmpty, MassGuardContainersUnlisted, MassGuardContainerShare, MassGuardShare,
 	RemovalLimit, GoneSinceScan, RuntimeListsNow,
 	KubeletTracksNow, ProcessesAppeared, SystemdUnreachable, UnitNotOwned, UnitJobPending, Busy,
-	RemoveFailed, KillFailed, RuntimeUnreachableNow,
+	RemoveFailed, KillFailed, RuntimeUnreachableNow, AuditUnavailable,
 }
 
 // FailureReasons are the reasons of a removal that was tried and did not

@@ -36,6 +36,9 @@ const (
 	RemoveFailed          Reason = "remove-failed"            // another error removing it
 	KillFailed            Reason = "kill-failed"              // its processes could not all be killed
 	RuntimeUnreachableNow Reason = "runtime-unreachable-now"  // the runtime failed when asked again before removal
+	// The journal (or the log output outside systemd) did not take the
+	// intent record of a step: the step was not taken (tried next pass).
+	AuditUnavailable Reason = "audit-unavailable"
 )
 
 // The container mass guards, checked right after mass-guard-runtime-empty:

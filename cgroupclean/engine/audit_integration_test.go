@@ -14,6 +14,7 @@ import (
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
@@ -231,27 +232,16 @@ func TestKeptOrphansSummarised(t *testing.T) {
 	})
 }
 
-// TestStalledJournaldDoesNotHoldPass stops the test's journald (SIGSTOP by
-// its PID) and runs a pass that removes an orphan at log level debug, with
-// 300 per-orphan debug records to write: the pass ends within the send
-// budget (plus slack), the removal is done, the entries journald did not
-// take go to the fallback writer, and once journald runs again the next
-// entry is preceded by a record counting them.
+// TestStalledJournaldDoesNotHoldPass: with journald stopped (SIGSTOP) and
+// its socket queue full, a pass does not hang on it, and the removal whose
+// intent record journald did not take is not done: refused as
+// audit-unavailable, its outcome record on the fallback output, the orphan
+// still there. Once journald reads again the next pass removes it, and the
+// missed entries are counted in the notice.
 func TestStalledJournaldDoesNotHoldPass(t *testing.T) {
 	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
-		n := newNode(t)
-		n.runPod(t, "burstable", false)
-		uid, sb, _ := n.runPod(t, "besteffort", false)
-		n.ctrd.StopRemovePod(t, sb)
-		h := n.root.Hierarchies[0]
-		for i := range 300 {
-			kept := fmt.Sprintf("%08x-0000-4000-8000-%012x", 0x57a11, i)
-			must(t, n.root.MkdirIn(h, n.podPath("burstable", kept)))
-			must(t, os.Mkdir(filepath.Join(n.kubelet, "pods", kept), 0o755))
-		}
 		var fallback testbed.SyncBuffer
-		log := journalLogger(t, "debug", &fallback)
-		e := n.engine(t)
+		n, e, log, uid := auditedOrphan(t, "debug", &fallback)
 
 		pid := j.PID()
 		must(t, syscall.Kill(pid, syscall.SIGSTOP))
@@ -261,11 +251,20 @@ func TestStalledJournaldDoesNotHoldPass(t *testing.T) {
 				_ = syscall.Kill(pid, syscall.SIGCONT)
 			}
 		}()
+		// Fill journald's socket queue (its length depends on the kernel)
+		// until an entry is refused.
+		for i := 0; !strings.Contains(fallback.String(), "journald send failed"); i++ {
+			if i == 100000 {
+				t.Fatal("journald's queue never filled")
+			}
+			log.WithField("FILL", i).Debug("filling the stopped journald's queue")
+		}
 		start := time.Now()
 		results := auditPass(t, e, log, 1)
 		took := time.Since(start)
-		if len(results) != 1 || results[0].Outcome != engine.Removed || n.root.Exists(n.podPath("besteffort", uid)) != 0 {
-			t.Fatalf("the removal did not happen with journald stopped: %+v", results)
+		if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.AuditUnavailable ||
+			n.root.Exists(n.podPath("besteffort", uid)) != len(n.root.Hierarchies) {
+			t.Fatalf("with journald stopped the removal must be refused as audit-unavailable: %+v", results)
 		}
 		// Budget 1 s; the rest is the pass itself on a busy machine.
 		if took > logging.DefaultSendBudget+4*time.Second {
@@ -275,23 +274,64 @@ func TestStalledJournaldDoesNotHoldPass(t *testing.T) {
 		must(t, syscall.Kill(pid, syscall.SIGCONT))
 		stopped = false
 		j.Sync(t) // journald has read its queue: the next send finds room
-		log.WithField(audit.MessageID, audit.IDPassSummary).Warn("after the stall")
+		results = auditPass(t, e, log, 2)
+		if len(results) != 1 || results[0].Outcome != engine.Removed || n.root.Exists(n.podPath("besteffort", uid)) != 0 {
+			t.Fatalf("the next pass after journald is back must remove the orphan: %+v", results)
+		}
 		if !logging.Flush(log, 5*time.Second) {
 			t.Fatal("fallback not flushed")
 		}
 		notice := one(t, j, "MESSAGE_ID="+audit.IDJournalDropped)
 		dropped, _ := strconv.Atoi(notice[audit.JournalDropped])
 		text := fallback.String()
-		// How many journald takes before it stalls depends on its socket
-		// queue (more on some kernels): some must be missed, all counted.
 		if dropped == 0 || strings.Count(text, "level=") != dropped {
 			t.Fatalf("notice says %d dropped; fallback has %d entries:\n%.2000s", dropped, strings.Count(text, "level="), text)
 		}
-		// The outcome of the removal reached journald or the fallback.
-		if len(j.Query(t, "MESSAGE_ID="+audit.IDOrphanRemoved)) == 0 && !strings.Contains(text, audit.IDOrphanRemoved) {
-			t.Fatalf("outcome record lost")
+		// The refused intent and its outcome are on the fallback output.
+		if !strings.Contains(text, audit.IDActionRefused) || !strings.Contains(text, string(decide.AuditUnavailable)) {
+			t.Fatalf("no refused outcome record on the fallback:\n%.3000s", text)
 		}
+		one(t, j, "MESSAGE_ID="+audit.IDOrphanRemoved)
 		t.Logf("journald stopped: %d entries went to the fallback; notice: %s", dropped, notice["MESSAGE"])
+	})
+}
+
+// auditedOrphan is a node with a live pod and an orphan (its sandbox
+// stopped and removed), and an engine whose intent records go to journald
+// through a logger at level, falling back to fallback.
+func auditedOrphan(t *testing.T, level string, fallback io.Writer) (*node, *engine.Engine, *logrus.Logger, string) {
+	t.Helper()
+	n := newNode(t)
+	n.runPod(t, "burstable", false)
+	uid, sb, _ := n.runPod(t, "besteffort", false)
+	n.ctrd.StopRemovePod(t, sb)
+	log := journalLogger(t, level, fallback)
+	e := n.engine(t)
+	e.Intents = logging.Intents(log)
+	return n, e, log, uid
+}
+
+// TestNoActionWhileJournaldGone: with journald killed (its socket refuses
+// datagrams) nothing is removed, the refusal is named audit-unavailable;
+// after journald restarts the orphan goes, with its intent and outcome in
+// the journal.
+func TestNoActionWhileJournaldGone(t *testing.T) {
+	testbed.InJournalNamespace(t, func(j *testbed.Journal) {
+		var fallback testbed.SyncBuffer
+		n, e, log, uid := auditedOrphan(t, "error", &fallback)
+		j.Kill(t)
+		results := auditPass(t, e, log, 1)
+		if len(results) != 1 || results[0].Outcome != engine.Refused || results[0].Reason != decide.AuditUnavailable ||
+			n.root.Exists(n.podPath("besteffort", uid)) != len(n.root.Hierarchies) {
+			t.Fatalf("with journald gone the removal must be refused as audit-unavailable: %+v", results)
+		}
+		j.Restart(t)
+		results = auditPass(t, e, log, 2)
+		if len(results) != 1 || results[0].Outcome != engine.Removed || n.root.Exists(n.podPath("besteffort", uid)) != 0 {
+			t.Fatalf("after journald restarted: %+v", results)
+		}
+		intent := one(t, j, "MESSAGE_ID="+audit.IDActionIntent, "PASS=2")
+		one(t, j, "MESSAGE_ID="+audit.IDOrphanRemoved, "ACTION_ID="+intent[audit.ActionID])
 	})
 }
 

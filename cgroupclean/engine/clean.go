@@ -94,7 +94,7 @@ func (e *Engine) Apply(ctx context.Context, s *Scan, dryRun bool) []Result {
 			refuseRest(removals[i:], "pass stopped: "+context.Cause(ctx).Error())
 			break
 		}
-		if c.stale() {
+		if c.stale(e.clock()) {
 			c = e.check(ctx, s, it, nil)
 		}
 		r := c.refused
@@ -138,8 +138,8 @@ type checked struct {
 
 // stale reports whether the checks are too old for their removal to start
 // on them: they ended, or the runtime was asked, over MaxCheckAge ago.
-func (c checked) stale() bool {
-	return time.Since(c.at) > MaxCheckAge || time.Since(c.asked) > MaxCheckAge
+func (c checked) stale(now time.Time) bool {
+	return now.Sub(c.at) > MaxCheckAge || now.Sub(c.asked) > MaxCheckAge
 }
 
 // checkAhead checks the removals in order in a goroutine, one ahead of
@@ -147,6 +147,17 @@ func (c checked) stale() bool {
 // cancelled or after a refusal for an unreachable runtime, when the
 // checker stops). stop ends the goroutine and waits for it.
 func (e *Engine) checkAhead(ctx context.Context, s *Scan, removals []decide.Item) (next func() (checked, bool), stop func()) {
+	if e.sequentialChecks {
+		i := 0
+		next = func() (checked, bool) {
+			if ctx.Err() != nil || i == len(removals) {
+				return checked{}, false
+			}
+			i++
+			return e.check(ctx, s, removals[i-1], nil), true
+		}
+		return next, func() {}
+	}
 	out := make(chan checked) // unbuffered: at most one check ahead
 	quit := make(chan struct{})
 	done := make(chan struct{})
@@ -191,17 +202,25 @@ type runtimeAnswer struct {
 // shared, when not nil, is the last answer of the runtime, used when it was
 // asked less than ShareRuntimeAnswer ago and replaced otherwise.
 func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item, shared *runtimeAnswer) checked {
-	c := checked{it: it, start: time.Now()}
+	c := checked{it: it, start: e.clock()}
 	refuse := func(reason decide.Reason, detail string) checked {
-		c.at = time.Now()
+		c.at = e.clock()
+		if c.asked.IsZero() {
+			c.asked = c.start
+		}
 		c.refused = &Result{Item: it, Outcome: Refused, Reason: reason, Detail: detail, Took: c.at.Sub(c.start)}
 		return c
 	}
+	// The trees are read before the runtime and kubelet are asked, so
+	// that nothing but the removal's own steps comes between their answer
+	// and the rmdir; they are judged after the answers, so that a pod
+	// listed again is kept as such, not for its new sandbox's processes.
+	trees, treesErr := e.cgroups().ReadTrees(s.Hierarchies, it.Path, childNames(it))
 	var ans runtimeAnswer
-	if shared != nil && !shared.asked.IsZero() && c.start.Sub(shared.asked) < ShareRuntimeAnswer {
+	if shared != nil && !shared.asked.IsZero() && e.clock().Sub(shared.asked) < ShareRuntimeAnswer {
 		ans = *shared
 	} else {
-		ans.asked = time.Now()
+		ans.asked = e.clock()
 		snap, err := e.snapshot(ctx)
 		if err != nil {
 			c.asked = ans.asked
@@ -216,11 +235,8 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item, shared *run
 	if reason, detail := e.recheckLiveIn(ans.snap, it); reason != "" {
 		return refuse(reason, detail)
 	}
-	// One walk per hierarchy gives both the processes and the directories
-	// to remove.
-	trees, err := apply.ReadTreesKnown(s.Hierarchies, it.Path, childNames(it))
-	if err != nil {
-		return refuse(decide.ProcessCheckFailed, err.Error())
+	if treesErr != nil {
+		return refuse(decide.ProcessCheckFailed, treesErr.Error())
 	}
 	if trees.Absent() {
 		return refuse(decide.GoneSinceScan, "no hierarchy has it any more")
@@ -228,109 +244,223 @@ func (e *Engine) check(ctx context.Context, s *Scan, it decide.Item, shared *run
 	if pids := trees.Pids; len(pids) > 0 && it.Action != decide.KillRemove {
 		return refuse(decide.ProcessesAppeared, fmt.Sprintf("%d processes: %v", len(pids), pids))
 	}
-	c.trees, c.at = trees, time.Now()
+	c.trees, c.at = trees, e.clock()
 	return c
 }
 
+// UnitLookupTimeout bounds one question to systemd about a unit.
+const UnitLookupTimeout = 10 * time.Second
+
+// askAttempts is how many times the runtime and kubelet are asked before
+// an action for answers fresh enough to act on.
+const askAttempts = 3
+
+// removal is one checked removal carried out as explicit steps (look up
+// the unit, stop it, kill what is left, rmdir), each checking its own
+// precondition when it runs. Every step that acts writes its intent
+// first, and acts only if the audit sink took it; every unit stop and
+// every kill is preceded, with nothing else in between, by a "not listed"
+// from the runtime and kubelet at most MaxCheckAge old.
+type removal struct {
+	e     *Engine
+	s     *Scan
+	c     checked
+	r     *Result
+	rec   actionLog
+	trees apply.Trees
+	unit  bool // systemd owns the cgroup: stop the unit
+	// asked is when the runtime was last asked; fresh is false once
+	// anything but an intent record happened since.
+	asked time.Time
+	fresh bool
+}
+
 // remove carries out one checked removal: the systemd ownership check,
-// the runtime and kubelet asked once more when processes are left (they
-// are about to be ended), the unit stop (mode "fail": refused while
-// another job is queued), the kill of what is left (opt-in), then the rmdir
-// leaf-first in every hierarchy. Everything that can refuse runs before
-// anything is stopped or killed: a refused removal changed nothing.
+// the unit stop (mode "fail": refused while another job is queued), the
+// kill of what is left (KillRemove only), then the rmdir leaf-first in
+// every hierarchy. A refusal at any step leaves the steps after it undone.
 func (e *Engine) remove(ctx context.Context, s *Scan, c checked) *Result {
-	it, trees := c.it, c.trees
-	r := &Result{Item: it, ActionID: newActionID()}
-	rec := actionLog{log: e.Log, pass: e.pass()}
-	refuse := func(reason decide.Reason, detail string) *Result {
-		r.Outcome, r.Reason, r.Detail, r.Took = Refused, reason, detail, time.Since(c.start)
-		return r
-	}
-	fail := func(reason decide.Reason, err error) *Result {
-		r.Outcome, r.Reason, r.Detail, r.Took = Failed, reason, err.Error(), time.Since(c.start)
-		return r
-	}
+	rm := &removal{e: e, s: s, c: c, trees: c.trees, asked: c.asked, fresh: true,
+		r: &Result{Item: c.it, ActionID: newActionID()}, rec: actionLog{log: e.Log, pass: e.pass(), sink: e.Intents}}
 	// From here on the removal runs to its end even if ctx is cancelled.
 	ctx = context.WithoutCancel(ctx)
-	stopUnit := false
-	if it.Unit != "" && e.Config.Clean.UseSystemd != "never" {
-		if e.Units == nil {
-			detail := "no connection to systemd"
-			if e.UnitsErr != nil {
-				detail = e.UnitsErr.Error()
-			}
-			return refuse(decide.SystemdUnreachable, detail)
-		}
-		loaded, cg, err := e.Units.Lookup(ctx, it.Unit)
-		if err != nil {
-			return refuse(decide.SystemdUnreachable, err.Error())
-		}
-		if loaded && filepath.Clean(cg) != filepath.Clean(it.Path) {
-			return refuse(decide.UnitNotOwned, fmt.Sprintf("unit %s owns %q, not %q", it.Unit, cg, it.Path))
-		}
-		stopUnit = loaded
-		if loaded {
-			r.Unit = it.Unit
+	for _, step := range []func(context.Context) *Result{rm.lookUpUnit, rm.stopUnit, rm.kill, rm.rmdir} {
+		if r := step(ctx); r != nil {
+			return r
 		}
 	}
-	if len(trees.Pids) > 0 {
-		// Ending processes cannot be undone: the runtime and kubelet are
-		// asked again right before, after the systemd lookup.
-		if reason, detail := e.recheckLive(ctx, it); reason != "" {
-			return refuse(reason, detail)
+	rm.r.Outcome, rm.r.Took = Removed, e.clock().Sub(c.start)
+	return rm.r
+}
+
+func (rm *removal) refuse(reason decide.Reason, detail string) *Result {
+	r := rm.r
+	r.Outcome, r.Reason, r.Detail, r.Took = Refused, reason, detail, rm.e.clock().Sub(rm.c.start)
+	return r
+}
+
+func (rm *removal) fail(reason decide.Reason, err error) *Result {
+	r := rm.r
+	r.Outcome, r.Reason, r.Detail, r.Took = Failed, reason, err.Error(), rm.e.clock().Sub(rm.c.start)
+	return r
+}
+
+// lookUpUnit asks systemd which unit owns the cgroup (with the systemd
+// driver): only a unit whose ControlGroup is exactly this path is stopped.
+func (rm *removal) lookUpUnit(ctx context.Context) *Result {
+	e, it := rm.e, rm.c.it
+	if it.Unit == "" || e.Config.Clean.UseSystemd == "never" {
+		return nil
+	}
+	if e.Units == nil {
+		detail := "no connection to systemd"
+		if e.UnitsErr != nil {
+			detail = e.UnitsErr.Error()
+		}
+		return rm.refuse(decide.SystemdUnreachable, detail)
+	}
+	lctx, cancel := context.WithTimeout(ctx, UnitLookupTimeout)
+	loaded, cg, err := e.Units.Lookup(lctx, it.Unit)
+	cancel()
+	rm.fresh = false
+	if err != nil {
+		return rm.refuse(decide.SystemdUnreachable, err.Error())
+	}
+	if loaded && filepath.Clean(cg) != filepath.Clean(it.Path) {
+		return rm.refuse(decide.UnitNotOwned, fmt.Sprintf("unit %s owns %q, not %q", it.Unit, cg, it.Path))
+	}
+	rm.unit = loaded
+	if loaded {
+		rm.r.Unit = it.Unit
+	}
+	return nil
+}
+
+// stopUnit stops the unit that owns the cgroup. StopUnit on a slice ends
+// every process inside: the runtime and kubelet are asked right before.
+func (rm *removal) stopUnit(ctx context.Context) *Result {
+	if !rm.unit {
+		return nil
+	}
+	e, it, r := rm.e, rm.c.it, rm.r
+	if err := rm.rec.intent(r, audit.ActionStop, "stopping unit "+it.Unit, nil); err != nil {
+		return rm.refuse(decide.AuditUnavailable, err.Error())
+	}
+	if reason, detail := rm.askNow(ctx); reason != "" {
+		return rm.refuse(reason, detail)
+	}
+	detail, err := e.Units.Stop(ctx, it.Unit)
+	rm.fresh = false
+	if errors.Is(err, sdunit.ErrJobConflict) {
+		return rm.refuse(decide.UnitJobPending, err.Error())
+	}
+	if err != nil {
+		return rm.fail(decide.RemoveFailed, fmt.Errorf("stop unit %s: %w", it.Unit, err))
+	}
+	if n := len(rm.trees.Pids); n > 0 {
+		detail += fmt.Sprintf(", %d processes were inside", n)
+	}
+	r.UnitStopped = it.Unit + " (" + detail + ")"
+	rm.rec.unitStopped(r)
+	// systemd removed the unit's own directories; processes may have
+	// entered since the checks.
+	if rm.trees, err = e.cgroups().ReadTrees(rm.s.Hierarchies, it.Path, nil); err != nil {
+		return rm.fail(decide.RemoveFailed, err)
+	}
+	return nil
+}
+
+// kill ends the processes left, for KillRemove items only: any other
+// item with processes is kept. The runtime and kubelet are asked once
+// the cgroup is frozen, right before the first signal.
+func (rm *removal) kill(ctx context.Context) *Result {
+	e, it, r := rm.e, rm.c.it, rm.r
+	pids := rm.trees.Pids
+	if len(pids) == 0 {
+		return nil
+	}
+	if it.Action != decide.KillRemove {
+		return rm.refuse(decide.ProcessesAppeared, fmt.Sprintf("%d processes: %v", len(pids), pids))
+	}
+	if err := rm.rec.intent(r, audit.ActionKill, fmt.Sprintf("killing %d processes in orphan %s %s", len(pids), it.Kind, it.Path), logrus.Fields{audit.Pids: pids}); err != nil {
+		return rm.refuse(decide.AuditUnavailable, err.Error())
+	}
+	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	kr, err := e.cgroups().KillAll(kctx, rm.s.Hierarchies, it.Path, func() error {
+		if reason, detail := rm.askNow(ctx); reason != "" {
+			return &refusal{reason: reason, detail: detail}
+		}
+		return nil
+	})
+	cancel()
+	rm.fresh = false
+	r.Killed = kr.Pids
+	var ref *refusal
+	if errors.As(err, &ref) {
+		return rm.refuse(ref.reason, ref.detail)
+	}
+	if err != nil {
+		return rm.fail(decide.KillFailed, err)
+	}
+	rm.rec.killed(r)
+	if rm.trees, err = e.cgroups().ReadTrees(rm.s.Hierarchies, it.Path, nil); err != nil {
+		return rm.fail(decide.RemoveFailed, err)
+	}
+	return nil
+}
+
+// rmdir removes what is left, leaf-first. The kernel refuses a cgroup
+// with tasks (busy); the runtime and kubelet are asked again when
+// anything happened since the final checks, or their answer is too old.
+func (rm *removal) rmdir(ctx context.Context) *Result {
+	e, r := rm.e, rm.r
+	if err := rm.rec.removeIntent(r, rm.trees); err != nil {
+		return rm.refuse(decide.AuditUnavailable, err.Error())
+	}
+	// With nothing left (systemd removed it all) there is nothing to ask for.
+	if !rm.trees.Absent() && (!rm.fresh || e.clock().Sub(rm.asked) > MaxCheckAge) {
+		if reason, detail := rm.askNow(ctx); reason != "" {
+			return rm.refuse(reason, detail)
 		}
 	}
-	if stopUnit {
-		// The stop is the last step that can refuse (a queued job), so it
-		// comes before the kill; it ends the unit's processes itself.
-		rec.intent(r, audit.ActionStop, "stopping unit "+it.Unit, nil)
-		detail, err := e.Units.Stop(ctx, it.Unit)
-		if errors.Is(err, sdunit.ErrJobConflict) {
-			return refuse(decide.UnitJobPending, err.Error())
-		}
-		if err != nil {
-			return fail(decide.RemoveFailed, fmt.Errorf("stop unit %s: %w", it.Unit, err))
-		}
-		if n := len(trees.Pids); n > 0 {
-			detail += fmt.Sprintf(", %d processes were inside", n)
-		}
-		r.UnitStopped = it.Unit + " (" + detail + ")"
-		rec.unitStopped(r)
-		// systemd removed the unit's own directories.
-		if trees, err = apply.ReadTrees(s.Hierarchies, it.Path); err != nil {
-			return fail(decide.RemoveFailed, err)
-		}
-	}
-	if len(trees.Pids) > 0 {
-		rec.intent(r, audit.ActionKill, fmt.Sprintf("killing %d processes in orphan %s %s", len(trees.Pids), it.Kind, it.Path), logrus.Fields{audit.Pids: trees.Pids})
-		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		kr, err := apply.KillAll(kctx, s.Hierarchies, it.Path)
-		cancel()
-		r.Killed = kr.Pids
-		if err != nil {
-			return fail(decide.KillFailed, err)
-		}
-		rec.killed(r)
-		var rerr error
-		if trees, rerr = apply.ReadTrees(s.Hierarchies, it.Path); rerr != nil {
-			return fail(decide.RemoveFailed, rerr)
-		}
-	}
-	rec.removeIntent(r, trees)
-	per, err := apply.Remove(trees, e.BeforeRemove)
+	per, err := e.cgroups().Remove(rm.trees, e.BeforeRemove)
 	r.PerHier = per
 	for _, h := range per {
 		r.Dirs += h.Removed
 	}
 	if err != nil {
 		if errors.Is(err, apply.ErrBusy) {
-			return fail(decide.Busy, err)
+			return rm.fail(decide.Busy, err)
 		}
-		return fail(decide.RemoveFailed, err)
+		return rm.fail(decide.RemoveFailed, err)
 	}
-	r.Outcome, r.Took = Removed, time.Since(c.start)
-	return r
+	return nil
 }
+
+// askNow asks the runtime and kubelet whether the item is live, until
+// both answered within MaxCheckAge of the question (a slow answer is
+// asked again, askAttempts times in all): the reason to refuse, or "".
+func (rm *removal) askNow(ctx context.Context) (decide.Reason, string) {
+	for range askAttempts {
+		asked := rm.e.clock()
+		if reason, detail := rm.e.recheckLive(ctx, rm.c.it); reason != "" {
+			return reason, detail
+		}
+		if rm.e.clock().Sub(asked) <= MaxCheckAge {
+			rm.asked, rm.fresh = asked, true
+			return "", ""
+		}
+	}
+	return decide.RuntimeUnreachableNow, fmt.Sprintf("the runtime and kubelet did not answer within %s in %d attempts", MaxCheckAge, askAttempts)
+}
+
+// refusal is a check that said no inside a step (KillAll's confirm).
+type refusal struct {
+	reason decide.Reason
+	detail string
+}
+
+func (r *refusal) Error() string { return string(r.reason) + ": " + r.detail }
 
 // recheckLive asks the runtime and kubelet again whether the item is live:
 // the reason to refuse and its detail, or "" when neither claims it.
@@ -348,7 +478,7 @@ func (e *Engine) recheckLiveIn(snap live.Snapshot, it decide.Item) (decide.Reaso
 		return decide.RuntimeListsNow, why
 	}
 	if it.Kind == decide.PodKind {
-		tracked, err := live.KubeletTracks(e.Config.Cgroup.KubeletRoot, it.PodUID)
+		tracked, err := e.kubelet().Tracks(it.PodUID)
 		if err != nil {
 			return decide.KubeletStateUnknown, err.Error()
 		}

@@ -61,6 +61,61 @@ type Engine struct {
 	// Pass numbers the audit records of actions (0: a one-shot command,
 	// recorded as pass 1).
 	Pass uint64
+	// Kubelet answers the final checks' question about a pod (nil: the
+	// pod dirs under cgroup.kubelet_root).
+	Kubelet live.Kubelet
+	// Cgroups reads, kills and removes cgroups (nil: apply.Cgroupfs).
+	Cgroups Cgroups
+	// Clock times the final checks against MaxCheckAge (nil: time.Now).
+	Clock func() time.Time
+	// Intents takes each intent record before its action, and says
+	// whether the audit sink accepted it (nil: written to Log, taken as
+	// accepted).
+	Intents IntentSink
+
+	// sequentialChecks runs each removal's final checks right before it,
+	// not one removal ahead: the model test drives the steps one by one.
+	sequentialChecks bool
+}
+
+// IntentSink writes intent records. WriteIntent returns nil only once the
+// audit sink (journald, or the log output outside systemd) has taken the
+// record; an action whose intent it did not take is not done.
+type IntentSink interface {
+	WriteIntent(fields logrus.Fields, msg string) error
+}
+
+// Cgroups is the cgroup and process view the removal steps act through.
+type Cgroups interface {
+	// ReadTrees walks path in every hierarchy (apply.ReadTreesKnown).
+	ReadTrees(hs []hierarchy.Hierarchy, path string, known []string) (apply.Trees, error)
+	// KillAll freezes path, lists its processes, calls confirm and, if it
+	// returned nil, kills them (apply.KillAllConfirmed).
+	KillAll(ctx context.Context, hs []hierarchy.Hierarchy, path string, confirm func() error) (apply.KillResult, error)
+	// Remove removes the trees leaf-first (apply.Remove).
+	Remove(t apply.Trees, before apply.BeforeRemove) ([]apply.HierarchyResult, error)
+}
+
+func (e *Engine) cgroups() Cgroups {
+	if e.Cgroups != nil {
+		return e.Cgroups
+	}
+	return apply.Cgroupfs{}
+}
+
+func (e *Engine) kubelet() live.Kubelet {
+	if e.Kubelet != nil {
+		return e.Kubelet
+	}
+	return live.KubeletDir{Root: e.Config.Cgroup.KubeletRoot}
+}
+
+// clock is the time of the final checks and of their age.
+func (e *Engine) clock() time.Time {
+	if e.Clock != nil {
+		return e.Clock()
+	}
+	return time.Now()
 }
 
 // Scan is the outcome of the read-only part of a pass.

@@ -2,19 +2,23 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/config"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/sdunit"
+	"github.com/cgroupclean/cgroupclean/daemon/logging"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -179,14 +183,7 @@ func TestStopRefusedWhileStartQueued(t *testing.T) {
 	ctx := context.Background()
 	e := p.engine(t, "kubepods.slice", nil)
 	s := killPlanned(t, e, p.sd.Root.Rel(p.chain))
-	// The start job: a oneshot service in the slice, queued after the scan.
-	ch := make(chan string, 1)
-	if _, err := p.sd.Conn(t).StartTransientUnitContext(ctx, "pod-start-"+p.uid[:8]+".service", "fail", []sddbus.Property{
-		sddbus.PropSlice(p.slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
-		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
-	}, ch); err != nil {
-		t.Fatal(err)
-	}
+	ch := p.queueStart(t)
 	wantRefused(t, e.Apply(ctx, s, false), decide.UnitJobPending)
 	if p.proc.Wait(200 * time.Millisecond) {
 		t.Fatal("the process of a refused removal was killed")
@@ -197,6 +194,21 @@ func TestStopRefusedWhileStartQueued(t *testing.T) {
 		t.Fatalf("the start job ended (%s)", r)
 	default:
 	}
+}
+
+// queueStart queues a start job in the pod's slice (a oneshot service
+// that stays activating), as kubelet recreating the pod would; the
+// channel gets the job's result.
+func (p *systemdPod) queueStart(t *testing.T) chan string {
+	t.Helper()
+	ch := make(chan string, 1)
+	if _, err := p.sd.Conn(t).StartTransientUnitContext(context.Background(), "pod-start-"+p.uid[:8]+".service", "fail", []sddbus.Property{
+		sddbus.PropSlice(p.slice), sddbus.PropExecStart([]string{"/bin/sleep", "30"}, false),
+		{Name: "Type", Value: dbus.MakeVariant("oneshot")},
+	}, ch); err != nil {
+		t.Fatal(err)
+	}
+	return ch
 }
 
 // With every check passed, an orphan slice with a process is stopped
@@ -242,4 +254,40 @@ func TestKillWithSystemdStopsAndRemoves(t *testing.T) {
 
 func writePid(dir string, pid int) error {
 	return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
+}
+
+// At log.level = "error", a stop refused as unit-job-pending (a real
+// systemd --user with a start job queued) still writes the outcome of
+// the stop's intent: one refused record with its ACTION_ID and ACTION.
+func TestStopRefusedOutcomeAtErrorLevel(t *testing.T) {
+	p := newSystemdPod(t, 45)
+	ctx := context.Background()
+	e := p.engine(t, "kubepods.slice", nil)
+	var out testbed.SyncBuffer
+	log, err := logging.New(logging.FormatJSON, "error", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Log, e.Intents = log, logging.Intents(log)
+	e.OnResult = func(r engine.Result) { engine.LogResults(log, []engine.Result{r}, 1, false) }
+	s := killPlanned(t, e, p.sd.Root.Rel(p.chain))
+	p.queueStart(t)
+	wantRefused(t, e.Apply(ctx, s, false), decide.UnitJobPending)
+	var intents, outcomes []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		switch rec[audit.MessageID] {
+		case audit.IDActionIntent:
+			intents = append(intents, rec)
+		case audit.IDActionRefused:
+			outcomes = append(outcomes, rec)
+		}
+	}
+	if len(intents) != 1 || len(outcomes) != 1 || intents[0][audit.ActionID] != outcomes[0][audit.ActionID] ||
+		outcomes[0][audit.Action] != audit.ActionStop || outcomes[0][audit.Reason] != string(decide.UnitJobPending) {
+		t.Fatalf("want one stop-unit intent and its refused outcome, got:\n%s", out.String())
+	}
 }

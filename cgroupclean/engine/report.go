@@ -176,6 +176,13 @@ func LogResults(log logrus.FieldLogger, results []Result, pass uint64, dryRun bo
 		case Refused:
 			f[audit.MessageID], f[audit.Action], f[audit.Reason] = audit.IDRemovalRefused, audit.ActionKeep, string(r.Reason)
 			f[audit.Error] = r.Detail
+			if r.Step != "" {
+				// The step's intent is written: this is its outcome, an
+				// action record written at every log level.
+				f[audit.MessageID], f[audit.Action] = audit.IDActionRefused, r.Step
+				log.WithFields(f).Warnf("%s of orphan %s %s not done: %s: %s", r.Step, r.Item.Kind, r.Item.Path, r.Reason, r.Detail)
+				continue
+			}
 			log.WithFields(f).Warnf("orphan %s %s kept at the last check: %s: %s", r.Item.Kind, r.Item.Path, r.Reason, r.Detail)
 		case Failed:
 			step := r.Step
@@ -219,19 +226,22 @@ func orNone(s string) string {
 
 // actionLog writes the intent and outcome records of the actions of one
 // removal. Each record goes out before the next step starts, so a crash
-// leaves the intent of the step it cut short without its outcome. With no
-// logger (benchmarks, tests) no record is built.
+// leaves the intent of the step it cut short without its outcome. Intents
+// go to sink when set, which says whether the audit sink took them. With
+// neither a logger nor a sink (benchmarks, tests) no record is built.
 type actionLog struct {
 	log  logrus.FieldLogger
 	pass uint64
+	sink IntentSink
 }
 
 // intent records that step is about to act on r's cgroup, and remembers
-// the step for the failure record.
-func (a actionLog) intent(r *Result, step, msg string, extra logrus.Fields) {
+// the step for the outcome record. An error means the record was not
+// taken: the step must not act.
+func (a actionLog) intent(r *Result, step, msg string, extra logrus.Fields) error {
 	r.Step = step
-	if a.log == nil {
-		return
+	if a.log == nil && a.sink == nil {
+		return nil
 	}
 	f := itemFields(r.Item, a.pass, false)
 	f[audit.MessageID], f[audit.Action], f[audit.ActionID] = audit.IDActionIntent, step, r.ActionID
@@ -241,7 +251,14 @@ func (a actionLog) intent(r *Result, step, msg string, extra logrus.Fields) {
 	for k, v := range extra {
 		f[k] = v
 	}
+	if a.sink != nil {
+		if err := a.sink.WriteIntent(f, msg); err != nil {
+			return fmt.Errorf("intent record of %s %s not taken: %w", step, r.Item.Path, err)
+		}
+		return nil
+	}
 	a.log.WithFields(f).Info(msg)
+	return nil
 }
 
 // killed records the outcome of a kill that worked.
@@ -267,13 +284,9 @@ func (a actionLog) unitStopped(r *Result) {
 }
 
 // removeIntent records the rmdirs about to be done, by hierarchy.
-func (a actionLog) removeIntent(r *Result, trees apply.Trees) {
-	if a.log == nil {
-		r.Step = audit.ActionRemove
-		return
-	}
+func (a actionLog) removeIntent(r *Result, trees apply.Trees) error {
 	names, dirs := treeDirs(trees)
-	a.intent(r, audit.ActionRemove, fmt.Sprintf("removing orphan %s %s: %d directories in %d hierarchies", r.Item.Kind, r.Item.Path, dirs, len(names)),
+	return a.intent(r, audit.ActionRemove, fmt.Sprintf("removing orphan %s %s: %d directories in %d hierarchies", r.Item.Kind, r.Item.Path, dirs, len(names)),
 		logrus.Fields{audit.Hierarchies: strings.Join(names, " "), audit.Dirs: dirs})
 }
 

@@ -64,10 +64,10 @@ func TestLookAheadSharesRuntimeAnswer(t *testing.T) {
 	if c.refused == nil || c.refused.Reason != decide.RuntimeListsNow {
 		t.Fatalf("a shared answer listing the pod must refuse it, got %+v", c.refused)
 	}
-	if !(checked{at: time.Now(), asked: time.Now().Add(-MaxCheckAge - time.Millisecond)}).stale() {
+	if !(checked{at: time.Now(), asked: time.Now().Add(-MaxCheckAge - time.Millisecond)}).stale(time.Now()) {
 		t.Error("checks whose runtime answer is older than MaxCheckAge must be stale")
 	}
-	if (checked{at: time.Now(), asked: time.Now()}).stale() {
+	if (checked{at: time.Now(), asked: time.Now()}).stale(time.Now()) {
 		t.Error("fresh checks are not stale")
 	}
 }

@@ -72,3 +72,15 @@ func KubeletTracks(kubeletRoot, uid string) (bool, error) {
 	}
 	return false, fmt.Errorf("check kubelet pod dir of %s: %w", uid, err)
 }
+
+// Kubelet answers whether kubelet still tracks a pod, asked right before
+// an action on the pod's cgroup.
+type Kubelet interface {
+	Tracks(uid string) (bool, error)
+}
+
+// KubeletDir is kubelet's state on disk: <Root>/pods/<uid>.
+type KubeletDir struct{ Root string }
+
+// Tracks is KubeletTracks.
+func (k KubeletDir) Tracks(uid string) (bool, error) { return KubeletTracks(k.Root, uid) }

@@ -51,19 +51,27 @@ func (h *JournalHook) Fire(e *logrus.Entry) error {
 	if h.gate != nil && !h.gate.pass(e) {
 		return nil
 	}
+	_ = h.fireSync(e)
+	return nil
+}
+
+// fireSync is Fire returning whether journald took e: an entry it did not
+// take goes to the fallback writer as well.
+func (h *JournalHook) fireSync(e *logrus.Entry) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.missed > 0 {
 		msg, vars := h.notice()
 		if err := h.send(msg, journal.PriWarning, vars); err != nil {
 			h.miss(e, err)
-			return nil
+			return err
 		}
 		fmt.Fprintf(h.fallback, "%s: journald takes entries again (%d were written here)\n", audit.DefaultIdent, h.missed)
 		h.missed, h.missedErr = 0, nil
 	}
 	if err := h.send(e.Message, Priority(e.Level), Fields(e)); err != nil {
 		h.miss(e, err)
+		return err
 	}
 	return nil
 }
