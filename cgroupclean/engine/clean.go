@@ -99,7 +99,7 @@ func (e *Engine) Apply(ctx context.Context, s *Scan, dryRun bool) []Result {
 		}
 		r := c.refused
 		if r == nil && e.Config.Clean.Observing() {
-			r = e.observe(ctx, c)
+			r = e.observe(ctx, s, c)
 		}
 		if r == nil {
 			r = e.remove(ctx, s, c)

@@ -3,13 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/apply"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/audit"
-	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 )
 
 // Observed is the outcome of an orphan in observe mode ([clean] mode =
@@ -19,24 +17,19 @@ const Observed Outcome = "observed"
 
 // observe is remove's read-only part: everything remove asks before its
 // first change, and nothing after. The systemd unit is looked up (its
-// cgroup must be exactly the orphan's) and, when processes are left, the
-// runtime and kubelet are asked once more, as act mode would before
-// ending them. An orphan that passes gets its "would remove" record.
-func (e *Engine) observe(ctx context.Context, c checked) *Result {
+// cgroup must be exactly the orphan's) and the runtime and kubelet are
+// asked once more, as act mode asks them right before its first action.
+// An orphan that passes gets its "would remove" record.
+func (e *Engine) observe(ctx context.Context, s *Scan, c checked) *Result {
 	it, trees := c.it, c.trees
-	r := &Result{Item: it}
-	refuse := func(reason decide.Reason, detail string) *Result {
-		r.Outcome, r.Reason, r.Detail, r.Took = Refused, reason, detail, time.Since(c.start)
+	rm := &removal{e: e, s: s, c: c, trees: trees, asked: c.asked, fresh: true, r: &Result{Item: it}}
+	if r := rm.lookUpUnit(ctx); r != nil {
 		return r
 	}
-	if reason, detail := e.checkUnitOwner(ctx, r); reason != "" {
-		return refuse(reason, detail)
+	if reason, detail := rm.askNow(ctx); reason != "" {
+		return rm.refuse(reason, detail)
 	}
-	if len(trees.Pids) > 0 {
-		if reason, detail := e.recheckLive(ctx, it); reason != "" {
-			return refuse(reason, detail)
-		}
-	}
+	r := rm.r
 	names, dirs := treeDirs(trees)
 	r.Outcome, r.Dirs, r.Took = Observed, dirs, time.Since(c.start)
 	if e.Log != nil {
@@ -55,35 +48,6 @@ func (e *Engine) observe(ctx context.Context, c checked) *Result {
 		e.Log.WithFields(f).Infof("observe mode: would remove orphan %s %s%s (%d directories in %d hierarchies)", it.Kind, it.Path, what, dirs, len(names))
 	}
 	return r
-}
-
-// checkUnitOwner is the systemd check before a removal: with a unit
-// named for the orphan, systemd must be reachable and the unit, when
-// loaded, must own exactly the orphan's cgroup (then r.Unit names it).
-// It returns the reason to refuse and its detail, or "".
-func (e *Engine) checkUnitOwner(ctx context.Context, r *Result) (decide.Reason, string) {
-	it := r.Item
-	if it.Unit == "" || e.Config.Clean.UseSystemd == "never" {
-		return "", ""
-	}
-	if e.Units == nil {
-		detail := "no connection to systemd"
-		if e.UnitsErr != nil {
-			detail = e.UnitsErr.Error()
-		}
-		return decide.SystemdUnreachable, detail
-	}
-	loaded, cg, err := e.Units.Lookup(ctx, it.Unit)
-	if err != nil {
-		return decide.SystemdUnreachable, err.Error()
-	}
-	if loaded && filepath.Clean(cg) != filepath.Clean(it.Path) {
-		return decide.UnitNotOwned, fmt.Sprintf("unit %s owns %q, not %q", it.Unit, cg, it.Path)
-	}
-	if loaded {
-		r.Unit = it.Unit
-	}
-	return "", ""
 }
 
 // treeDirs names the hierarchies that hold directories of trees and
