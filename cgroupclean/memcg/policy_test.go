@@ -36,8 +36,8 @@ func actCfg() config.Memcg {
 }
 
 var (
-	v1Env   = Env{V2: false, PodRoot: true, Kernel: KernelVersion{Major: 6, Minor: 18}}
-	v2Env   = Env{V2: true, PodRoot: true, MemoryReclaim: true, Kernel: KernelVersion{Major: 6, Minor: 1}}
+	v1Env = Env{V2: false, PodRoot: true, Kernel: KernelVersion{Major: 6, Minor: 18}}
+	v2Env = Env{V2: true, PodRoot: true, MemoryReclaim: true, Kernel: KernelVersion{Major: 6, Minor: 1}}
 	// zombies slow the reads past latency_act; quietZombies are as many
 	// with fast reads (kernels where the count costs memory, not latency).
 	zombies      = smp(6000, 300, 3*time.Second)
