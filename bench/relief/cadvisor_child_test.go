@@ -13,8 +13,8 @@ import (
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/google/cadvisor/lib/cache/memory"
 	"github.com/google/cadvisor/lib/container"
-	info "github.com/google/cadvisor/lib/model"
 	"github.com/google/cadvisor/lib/manager"
+	info "github.com/google/cadvisor/lib/model"
 	"github.com/google/cadvisor/lib/utils/sysfs"
 	"golang.org/x/sys/unix"
 

@@ -4,5 +4,5 @@
 // memory cgroups, and the removal rate of the peers' methods on the same
 // trees. It is a module of its own so the product's go.mod does not carry
 // cAdvisor, gonum plot or cri-tools. Everything runs in `go test` (root):
-// see bench/README.md and `make relief`.
+// see docs/benchmarks.md and `make relief`.
 package relief

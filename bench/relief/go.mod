@@ -49,7 +49,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/onsi/ginkgo/v2 v2.32.1 // indirect
 	github.com/onsi/gomega v1.43.0 // indirect
-	github.com/opencontainers/cgroups v0.1.1 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/opencontainers/runtime-spec v1.3.0 // indirect
@@ -109,6 +108,7 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/cgroupclean/cgroupclean v0.0.0
 	github.com/google/cadvisor/lib v0.61.0
+	github.com/opencontainers/cgroups v0.1.1
 	golang.org/x/sys v0.49.0
 	gonum.org/v1/plot v0.17.0
 )

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// knobs are the run's sizes, from the environment (see bench/README.md).
+// knobs are the run's sizes, from the environment (see docs/benchmarks.md, "Relief").
 type knobs struct {
 	runs     int
 	live     int           // live pods: real containerd sandboxes
