@@ -76,7 +76,8 @@ func TestCadvisorLeakForms(t *testing.T) {
 		t.Fatalf("%d leaked container dirs left after the clean", left)
 	}
 	note("clean of %d leaked container dirs in %d live pods: %.2f s", per*len(live), len(live), took.Seconds())
-	cr.measure(t, k, "after clean (container dirs)", false, 0)
+	cr.measure(t, k, "after clean (container dirs), minute 1", false, 0)
+	cr.measure(t, k, "after clean (container dirs), minute 2", false, 0)
 
 	// Dirs outside the pod root: made and removed by the test.
 	const outside = "leaked-outside"
@@ -110,6 +111,10 @@ func TestCadvisorLeakForms(t *testing.T) {
 	if left > 0 {
 		runClean(ctx, t, k.binary, cleanCfg)
 		checkLive("the last clean")
+	}
+	// When the relief arrives: the minutes after the last removal.
+	for m := 1; m <= 3; m++ {
+		cr.measure(t, k, fmt.Sprintf("after the last clean, minute %d", m), false, 0)
 	}
 	cr.c.stop()
 	writeJSON(t, filepath.Join(k.out, "relief-forms.json"), cr)
