@@ -287,17 +287,8 @@ func TestCadvisorRelief(t *testing.T) {
 	testbed.RequireRoot(t)
 	k := getKnobs(t)
 	ctx := context.Background()
-	r := testbed.NewCgroupRoot(t, "relief")
-	for _, q := range []string{"burstable", "besteffort"} {
-		if err := r.Mkdir(k.podRoot + "/" + q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kubelet := testbed.KubeletRoot(t)
-	cd := testbed.StartContainerd(t)
 	start := time.Now()
-	live := livePods(t, cd, r, k.podRoot, kubelet, k.live)
-	liveDirs := snapshotDirs(r, live)
+	r, kubelet, cd, live, liveDirs := newNode(t, "relief", k.podRoot, k.live)
 	t.Logf("%d live pods (real sandboxes) in %s: %d cgroup dirs", len(live), time.Since(start).Round(time.Second), len(liveDirs))
 	cfgFile := writeConfig(t, binConfig(t, r.Rel(k.podRoot), kubelet, cd.Endpoint(), true))
 	// In the child's view the test root is the top: the pod root is
@@ -325,7 +316,7 @@ func TestCadvisorRelief(t *testing.T) {
 		if gone := missing(liveDirs); len(gone) > 0 {
 			t.Fatalf("run %d: the clean removed %d live pod dirs, first %s", run, len(gone), gone[0])
 		}
-		if left := countDirs(r, k.podRoot) - 2*len(r.Hierarchies) - len(liveDirs); left != 0 {
+		if left := leftover(r, k.podRoot, liveDirs); left != 0 {
 			t.Fatalf("run %d: %d leaked dirs left after the clean", run, left)
 		}
 		t.Logf("run %d: clean of %d leaked pods took %.2f s", run, leaked, cr.CleanS)

@@ -32,16 +32,7 @@ func TestCadvisorLeakForms(t *testing.T) {
 	testbed.RequireRoot(t)
 	k := getKnobs(t)
 	ctx := context.Background()
-	r := testbed.NewCgroupRoot(t, "relief-forms")
-	for _, q := range []string{"burstable", "besteffort"} {
-		if err := r.Mkdir(k.podRoot + "/" + q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kubelet := testbed.KubeletRoot(t)
-	cd := testbed.StartContainerd(t)
-	live := livePods(t, cd, r, k.podRoot, kubelet, k.live)
-	liveDirs := snapshotDirs(r, live)
+	r, kubelet, cd, live, liveDirs := newNode(t, "relief-forms", k.podRoot, k.live)
 	qosDirs := 2 * len(r.Hierarchies)
 	cleanCfg := writeConfig(t, binConfig(t, r.Rel(k.podRoot), kubelet, cd.Endpoint(), true))
 	cr := &cadvisorRun{run: 1, c: startCadvisor(t, r.Name, []string{"/" + k.podRoot}, cd.Socket)}
@@ -72,7 +63,7 @@ func TestCadvisorLeakForms(t *testing.T) {
 	cr.measure(t, k, "container dirs in live pods", false, per*len(live))
 	took := runClean(ctx, t, k.binary, cleanCfg)
 	checkLive("the clean of container dirs")
-	if left := countDirs(r, k.podRoot) - qosDirs - len(liveDirs); left != 0 {
+	if left := leftover(r, k.podRoot, liveDirs); left != 0 {
 		t.Fatalf("%d leaked container dirs left after the clean", left)
 	}
 	note("clean of %d leaked container dirs in %d live pods: %.2f s", per*len(live), len(live), took.Seconds())
@@ -81,8 +72,10 @@ func TestCadvisorLeakForms(t *testing.T) {
 
 	// Dirs outside the pod root: made and removed by the test.
 	const outside = "leaked-outside"
-	if err := r.Mkdir(outside); err != nil {
-		t.Fatal(err)
+	for _, q := range []string{"burstable", "besteffort"} {
+		if err := r.Mkdir(outside + "/" + q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	outPods := leakedPods(ctx, t, r, outside, k.outside)
 	time.Sleep(sampleEvery)

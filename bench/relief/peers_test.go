@@ -115,16 +115,7 @@ func TestPeers(t *testing.T) {
 		t.Skip("RELIEF_CRICTL (crictl built from cri-tools v1.37.0) not set: `make relief` sets it")
 	}
 	ctx := context.Background()
-	r := testbed.NewCgroupRoot(t, "relief-peers")
-	for _, q := range []string{"burstable", "besteffort"} {
-		if err := r.Mkdir(k.podRoot + "/" + q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kubelet := testbed.KubeletRoot(t)
-	cd := testbed.StartContainerd(t)
-	live := livePods(t, cd, r, k.podRoot, kubelet, 5)
-	liveDirs := snapshotDirs(r, live)
+	r, kubelet, cd, live, liveDirs := newNode(t, "relief-peers", k.podRoot, 5)
 	e := &peerEnv{r: r, cd: cd, podRoot: k.podRoot, crictl: crictl, binary: k.binary,
 		cleanCfg: writeConfig(t, binConfig(t, r.Rel(k.podRoot), kubelet, cd.Endpoint(), true))}
 	peers := []peer{
@@ -141,7 +132,7 @@ func TestPeers(t *testing.T) {
 			start := time.Now()
 			p.remove(ctx, t, e, leaked)
 			took := time.Since(start)
-			if left := countDirs(r, k.podRoot) - 2*len(r.Hierarchies) - len(liveDirs); left != 0 {
+			if left := leftover(r, k.podRoot, liveDirs); left != 0 {
 				t.Fatalf("%s left %d leaked dirs", p.name, left)
 			}
 			touched[p.name] += len(missing(liveDirs))

@@ -223,3 +223,26 @@ func prefixed(dir string, names []string) []string {
 	}
 	return out
 }
+
+// newNode makes a kubelet-like node of the test's own: a cgroup root with
+// the QoS dirs under podRoot, a kubelet root, a containerd, and nLive live
+// pods (real sandboxes). It returns them and the live pods' dirs.
+func newNode(t *testing.T, prefix, podRoot string, nLive int) (*testbed.CgroupRoot, string, *testbed.Containerd, []pod, []string) {
+	t.Helper()
+	r := testbed.NewCgroupRoot(t, prefix)
+	for _, q := range []string{"burstable", "besteffort"} {
+		if err := r.Mkdir(podRoot + "/" + q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubelet := testbed.KubeletRoot(t)
+	cd := testbed.StartContainerd(t)
+	live := livePods(t, cd, r, podRoot, kubelet, nLive)
+	return r, kubelet, cd, live, snapshotDirs(r, live)
+}
+
+// leftover is the number of dirs under podRoot beyond the QoS dirs and
+// the live pods': the leaks not removed.
+func leftover(r *testbed.CgroupRoot, podRoot string, liveDirs []string) int {
+	return countDirs(r, podRoot) - 2*len(r.Hierarchies) - len(liveDirs)
+}
