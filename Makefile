@@ -42,7 +42,7 @@ NFPM_ENV := PKG_VERSION='$(PKG_VERSION)' PKG_MAINTAINER='$(PKG_MAINTAINER)' \
 	CATALOG_SRC='$(CATALOG_SRC)' MAN_GZ='$(MAN_GZ)'
 
 .PHONY: all build test fuzz deps lint deb rpm packages package-test machineconfig \
-	machineconfig-check demo bench bench-smoke bench-v2 soak soak-smoke node-test clean version relief
+	machineconfig-check demo bench bench-smoke bench-v2 soak soak-smoke node-test clean version
 
 all: build
 
@@ -183,6 +183,7 @@ clean:
 # bench/results.md and draws docs/relief-cadvisor.png. Knobs (RELIEF_RUNS,
 # RELIEF_LEAKS, RELIEF_WINDOW_S, ...): docs/benchmarks.md.
 RELIEF_OUT ?= $(or $(TMPDIR),/tmp)/cgroupclean-relief
+.PHONY: relief
 relief: build
 	@scripts/install-deps.sh
 	@mkdir -p $(RELIEF_OUT)

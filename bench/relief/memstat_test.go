@@ -224,7 +224,7 @@ func watchdog(cfg config.Memcg) func(t *testing.T, s *memSetup) string {
 // The drop is global: it runs once per run, on a shared machine.
 func TestMemstatRelief(t *testing.T) {
 	testbed.RequireRoot(t)
-	n, runs := envInt("RELIEF_DYING", 5000), envInt("RELIEF_MEM_RUNS", 3)
+	n, runs := envInt("RELIEF_DYING", 3000), envInt("RELIEF_MEM_RUNS", 3)
 	out := envOr("RELIEF_OUT", t.TempDir())
 	// The shipped thresholds are machine-wide counts (dying_act 5000):
 	// here they are set so the test's own zombies cross them alone, and

@@ -12,6 +12,8 @@ trap 'rm -f "$section"' EXIT
   echo "$begin"
   echo "## Relief: what removal gives back ($(uname -r), $(date -u +%Y-%m-%d))"
   echo
+  echo "Written by \`make relief\` (harness bench/relief, on $(nproc) CPUs; load average when written: $(cut -d' ' -f1-3 /proc/loadavg)). What each row measures: docs/benchmarks.md, \"Relief\"."
+  echo
   for part in cadvisor:"cAdvisor (kubelet's stats engine), whole-pod leaks, one \`cgroupcleand clean\`" \
       forms:"cAdvisor, the other leak forms (1 run)" \
       memstat:"memory.stat over dying memcgs: the remedies on identical fresh setups" \
