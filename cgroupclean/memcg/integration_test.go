@@ -154,7 +154,19 @@ func TestIntegrationV1ZombiesCountedAndReclaimed(t *testing.T) {
 	log.SetOutput(&logBuf)
 	log.SetFormatter(&logrus.JSONFormatter{})
 
-	t.Run("v1 without opt-in: drop_caches to an injected path, backs off", func(t *testing.T) {
+	t.Run("v1 without opt-in, fast reads: the count alone drops nothing", func(t *testing.T) {
+		w := NewWatchdog(cfg, env, &fakeClock{t0})
+		w.Observe(tb.sample(t))
+		d := w.Observe(tb.sample(t))
+		if d.Level != LevelAct || d.Trigger != TriggerDyingCount || d.Action != ActionNone || d.Reason != ReasonLatencyLow {
+			t.Fatalf("decision %+v (latency p50 %s), want act level, no action, %s", d, d.LatencyP50, ReasonLatencyLow)
+		}
+	})
+
+	t.Run("v1 without opt-in, slow reads: drop_caches to an injected path, backs off", func(t *testing.T) {
+		cfg := cfg
+		// Any real read is slower than this: the latency signal is on.
+		cfg.LatencyWarn.Duration, cfg.LatencyAct.Duration = time.Nanosecond, time.Nanosecond
 		clk := &fakeClock{t0}
 		w := NewWatchdog(cfg, env, clk)
 		d := w.Observe(tb.sample(t))

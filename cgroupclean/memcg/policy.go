@@ -17,7 +17,8 @@ const (
 	// ActionReclaimPodRoot is step 2: v2 memory.reclaim at the pod root,
 	// or v1 memory.force_empty there when the operator opted in.
 	ActionReclaimPodRoot Action = "reclaim-pod-root"
-	// ActionDropCaches is step 3: a global write to drop_caches.
+	// ActionDropCaches is step 3: a global write to drop_caches, only when
+	// memory.stat reads are slow (latency_act), never on a count alone.
 	ActionDropCaches Action = "drop-caches"
 )
 
@@ -42,6 +43,9 @@ const (
 	ReasonNoMemoryReclaim Reason = "no-memory-reclaim"
 	ReasonDisabled        Reason = "disabled"
 	ReasonNoSamples       Reason = "no-samples"
+	// ReasonLatencyLow: a global drop needs slow memory.stat reads; a
+	// dying count alone may only trigger targeted reclaim.
+	ReasonLatencyLow Reason = "latency-below-act"
 )
 
 // Trigger names the signal that crossed its act threshold.
@@ -178,7 +182,7 @@ func (w *Watchdog) Decide() Decision {
 		return d
 	}
 	for _, a := range []Action{ActionReclaimPodRoot, ActionDropCaches} {
-		if r, until := w.gate(a, now); r != ReasonNone {
+		if r, until := w.gate(a, now, d.Health); r != ReasonNone {
 			d.Skipped = append(d.Skipped, Skip{Action: a, Reason: r, Until: until})
 			continue
 		}
@@ -268,7 +272,7 @@ func median(sorted []time.Duration) time.Duration {
 }
 
 // gate runs one step's checks in order; the first "no" is its reason.
-func (w *Watchdog) gate(a Action, now time.Time) (Reason, time.Time) {
+func (w *Watchdog) gate(a Action, now time.Time, h Health) (Reason, time.Time) {
 	st := w.steps[a]
 	switch a {
 	case ActionReclaimPodRoot:
@@ -286,6 +290,11 @@ func (w *Watchdog) gate(a Action, now time.Time) (Reason, time.Time) {
 	case ActionDropCaches:
 		if !w.cfg.DropCaches {
 			return ReasonDisabled, time.Time{}
+		}
+		// Zombies that do not slow the reads cost kernel memory, not
+		// latency: not worth emptying every cache on the node.
+		if h.LatencyP50 < w.cfg.LatencyAct.Duration {
+			return ReasonLatencyLow, time.Time{}
 		}
 		st.runs = slices.DeleteFunc(st.runs, func(t time.Time) bool { return !t.After(now.Add(-24 * time.Hour)) })
 		if len(st.runs) >= w.cfg.DropCachesDailyCap {

@@ -36,9 +36,12 @@ func actCfg() config.Memcg {
 }
 
 var (
-	v1Env   = Env{V2: false, PodRoot: true, Kernel: KernelVersion{Major: 6, Minor: 18}}
-	v2Env   = Env{V2: true, PodRoot: true, MemoryReclaim: true, Kernel: KernelVersion{Major: 6, Minor: 1}}
-	zombies = smp(6000, 300, 50*time.Microsecond)
+	v1Env = Env{V2: false, PodRoot: true, Kernel: KernelVersion{Major: 6, Minor: 18}}
+	v2Env = Env{V2: true, PodRoot: true, MemoryReclaim: true, Kernel: KernelVersion{Major: 6, Minor: 1}}
+	// zombies slow the reads past latency_act; quietZombies are as many
+	// with fast reads (kernels where the count costs memory, not latency).
+	zombies      = smp(6000, 300, 3*time.Second)
+	quietZombies = smp(6000, 300, 50*time.Microsecond)
 )
 
 func TestDecideLevels(t *testing.T) {
@@ -66,8 +69,10 @@ func TestDecideLevels(t *testing.T) {
 			level:   LevelWarn, action: ActionNone, would: ActionNone, reason: ReasonNotConfirmed},
 		{name: "two of three confirm samples", cfg: actCfg(), env: v1Env, samples: repeat(zombies, 2),
 			level: LevelWarn, action: ActionNone, would: ActionNone, reason: ReasonNotConfirmed},
-		{name: "confirmed dying count, v1 without opt-in drops caches", cfg: actCfg(), env: v1Env, samples: repeat(zombies, 3),
+		{name: "confirmed dying count with slow reads, v1 without opt-in drops caches", cfg: actCfg(), env: v1Env, samples: repeat(zombies, 3),
 			level: LevelAct, trigger: TriggerDyingCount, action: ActionDropCaches, would: ActionDropCaches},
+		{name: "confirmed dying count with fast reads, v1 without opt-in does nothing", cfg: actCfg(), env: v1Env, samples: repeat(quietZombies, 3),
+			level: LevelAct, trigger: TriggerDyingCount, action: ActionNone, would: ActionNone, reason: ReasonLatencyLow},
 		{name: "dying ratio", cfg: actCfg(), env: v2Env, samples: repeat(smp(1200, 100, 0), 3),
 			level: LevelAct, trigger: TriggerDyingRatio, action: ActionReclaimPodRoot, would: ActionReclaimPodRoot},
 		{name: "ratio needs dying_warn", cfg: actCfg(), env: v2Env, samples: repeat(smp(900, 10, 0), 3),
@@ -130,6 +135,20 @@ func TestDecideSteps(t *testing.T) {
 		{name: "io pressure high", cfg: actCfg(), env: v1Env, sample: pressured, action: ActionNone, reason: ReasonPressureHigh,
 			skipped: []Skip{{Action: ActionReclaimPodRoot, Reason: ReasonV1NoTargeted}, {Action: ActionDropCaches, Reason: ReasonPressureHigh}}},
 		{name: "pressure low", cfg: actCfg(), env: v1Env, sample: calm, action: ActionDropCaches,
+			skipped: []Skip{{Action: ActionReclaimPodRoot, Reason: ReasonV1NoTargeted}}},
+		// A count alone, reads fast: targeted reclaim where there is a tool,
+		// never a global drop.
+		{name: "count alone, v2: targeted reclaim", cfg: actCfg(), env: v2Env, sample: quietZombies, action: ActionReclaimPodRoot},
+		{name: "count alone, v1 opt-in: force_empty at the pod root", cfg: v1OptIn, env: v1Env, sample: quietZombies, action: ActionReclaimPodRoot},
+		{name: "count alone, v1 without opt-in: no drop", cfg: actCfg(), env: v1Env, sample: quietZombies, action: ActionNone, reason: ReasonLatencyLow,
+			skipped: []Skip{{Action: ActionReclaimPodRoot, Reason: ReasonV1NoTargeted}, {Action: ActionDropCaches, Reason: ReasonLatencyLow}}},
+		{name: "count alone, v2 without memory.reclaim: no drop", cfg: actCfg(), env: Env{V2: true, PodRoot: true}, sample: quietZombies, action: ActionNone, reason: ReasonLatencyLow,
+			skipped: []Skip{{Action: ActionReclaimPodRoot, Reason: ReasonNoMemoryReclaim}, {Action: ActionDropCaches, Reason: ReasonLatencyLow}}},
+		{name: "ratio alone, no pod root: no drop", cfg: actCfg(), env: Env{Kernel: v1Env.Kernel}, sample: smp(1200, 100, 0), action: ActionNone, reason: ReasonLatencyLow,
+			skipped: []Skip{{Action: ActionReclaimPodRoot, Reason: ReasonNoPodRoot}, {Action: ActionDropCaches, Reason: ReasonLatencyLow}}},
+		{name: "reads just under latency_act: no drop", cfg: actCfg(), env: v1Env, sample: smp(6000, 300, actCfg().LatencyAct.Duration-time.Millisecond), action: ActionNone, reason: ReasonLatencyLow,
+			skipped: []Skip{{Action: ActionReclaimPodRoot, Reason: ReasonV1NoTargeted}, {Action: ActionDropCaches, Reason: ReasonLatencyLow}}},
+		{name: "reads at latency_act: drop", cfg: actCfg(), env: v1Env, sample: smp(6000, 300, actCfg().LatencyAct.Duration), action: ActionDropCaches,
 			skipped: []Skip{{Action: ActionReclaimPodRoot, Reason: ReasonV1NoTargeted}}},
 	}
 	for _, tt := range tests {
@@ -255,6 +274,19 @@ func TestEscalatesWhenTargetedReclaimBacksOff(t *testing.T) {
 		{advance: 5 * time.Minute, sample: zombies, action: ActionDropCaches, after: &healed},
 		// Both waiting: the last resort's reason decides.
 		{advance: 5 * time.Minute, sample: zombies, action: ActionNone, reason: ReasonCooldown},
+	})
+}
+
+// A count alone never escalates to a global drop, however long targeted
+// reclaim backs off; once the reads turn slow, the drop is allowed.
+func TestCountAloneDoesNotEscalate(t *testing.T) {
+	runScenario(t, scenarioCfg(), v2Env, []step{
+		{sample: quietZombies, action: ActionReclaimPodRoot},
+		{advance: 5 * time.Minute, sample: quietZombies, action: ActionNone, reason: ReasonLatencyLow},
+		{advance: 5 * time.Minute, sample: quietZombies, action: ActionNone, reason: ReasonBackoff},
+		// The window's median turns slow on the second slow sample.
+		{advance: 5 * time.Minute, sample: zombies, action: ActionNone, reason: ReasonLatencyLow},
+		{advance: time.Minute, sample: zombies, action: ActionDropCaches},
 	})
 }
 

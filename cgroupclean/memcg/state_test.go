@@ -112,7 +112,7 @@ func TestLimitsUnusableFileKeepsLimitsInForce(t *testing.T) {
 			}
 			t.Logf("%v", err)
 			var d Decision
-			for _, s := range repeat(smp(1200, 100, 0), 3) {
+			for _, s := range repeat(smp(1200, 100, 3*time.Second), 3) {
 				d = w.Observe(s)
 			}
 			if d.Action != ActionNone || len(d.Skipped) != 2 || d.Skipped[0].Reason != ReasonCooldown || d.Skipped[1].Reason != ReasonCooldown {
