@@ -158,7 +158,7 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	if rtErr == nil {
 		idx = live.NewIndex(snap)
 	}
-	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Live: liveFilter(idx), Cache: e.DirCache})
+	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Index: idx, Cache: e.DirCache})
 	if errors.Is(err, inventory.ErrNoPodRoot) {
 		s.NoPodRoot = true
 		s.Plan = decide.Decide(decide.Input{Now: e.now()}, Policy(e.Config))
@@ -178,7 +178,7 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	// Count processes only where every earlier gate passed.
 	first := decide.Decide(in, pol)
 	if cands := decide.Candidates(first); len(cands) > 0 {
-		in.Procs = e.countProcesses(hs, cands)
+		in.Counted = e.countProcesses(hs, cands)
 	}
 	s.Plan = decide.Redecide(first, in, pol)
 	s.Took = time.Since(start)
@@ -202,28 +202,14 @@ func (e *Engine) snapshot(ctx context.Context) (live.Snapshot, error) {
 	return snap, nil
 }
 
-// liveFilter tells the inventory which cgroups the runtime lists, so it
-// skips reading their times and only counts live containers. Without an
-// answer from the runtime it is nil: everything is read and kept.
-func liveFilter(idx *live.Index) func(podUID, containerID string) bool {
-	if idx == nil {
-		return nil
-	}
-	return func(podUID, containerID string) bool {
-		if containerID != "" {
-			return idx.IDListed(containerID)
-		}
-		return idx.PodListed(podUID)
-	}
-}
-
 // countProcesses counts the processes of every candidate. Many candidates
 // are counted from one pass over /proc (one read per process on the node,
 // not one per cgroup directory per hierarchy); few, or when /proc cannot
 // be read, from their cgroup.procs files. Either way the final check right
-// before each removal reads cgroup.procs again.
-func (e *Engine) countProcesses(hs []hierarchy.Hierarchy, cands []string) map[string]decide.Procs {
-	out := make(map[string]decide.Procs, len(cands))
+// before each removal reads cgroup.procs again. The counts are in the
+// candidates' order (decide.Input.Counted).
+func (e *Engine) countProcesses(hs []hierarchy.Hierarchy, cands []string) []decide.Counted {
+	out := make([]decide.Counted, len(cands))
 	from := e.ProcScanFrom
 	if from <= 0 {
 		from = 64
@@ -234,15 +220,15 @@ func (e *Engine) countProcesses(hs []hierarchy.Hierarchy, cands []string) map[st
 			root = "/proc"
 		}
 		if pm, err := apply.ScanProcesses(root, hs); err == nil {
-			for _, path := range cands {
-				out[path] = decide.Procs{Count: pm.Count(path)}
+			for i, path := range cands {
+				out[i] = decide.Counted{Path: path, Procs: decide.Procs{Count: pm.Count(path)}}
 			}
 			return out
 		}
 	}
-	for _, path := range cands {
+	for i, path := range cands {
 		pids, err := apply.Pids(hs, path)
-		out[path] = decide.Procs{Count: len(pids), Err: err}
+		out[i] = decide.Counted{Path: path, Procs: decide.Procs{Count: len(pids), Err: err}}
 	}
 	return out
 }
