@@ -168,7 +168,7 @@ func (r *Results) Write(w io.Writer) error {
 		p(" A second such clean wrote %d times to the runtime's socket (`-e trace=connect,write,writev,sendmsg -yy`; gRPC writes each call in one or two writes).\n", sc.CRIWrites)
 	}
 	p("\n### The daemon in steady state\n\n")
-	p("`cgroupcleand run` with the shipped gates (interval 1s, no jitter), its pass ends read from the sd_notify STATUS lines it sends to a socket of the harness. The first pass warms its caches; CPU is summed over the next %d passes (on-CPU time of all its threads from /proc/<pid>/task/*/schedstat; user and sys from /proc/<pid>/stat, 10 ms ticks) and divided by their count; peak RSS is its VmHWM after them.\n\n", r.DaemonPasses)
+	p("`cgroupcleand run` with the shipped gates (interval 1s, no jitter), its pass ends read from the sd_notify STATUS lines it sends to a socket of the harness; the memcg watchdog off (a loop of its own, a probe a minute, measured in the memcg row below: on v1 one probe walks the machine's whole memory hierarchy, and would read as most of a few 1 s passes' CPU). The first pass warms its caches; CPU is summed over the next %d passes (on-CPU time of all its threads from /proc/<pid>/task/*/schedstat; user and sys from /proc/<pid>/stat, 10 ms ticks) and divided by their count; peak RSS is its VmHWM after them.\n\n", r.DaemonPasses)
 	p("Over each size's tree (the containerd lists none of its pods; min_age 10m keeps the fresh orphans, so nothing is removed, and the mass guard would refuse anyway):\n\n")
 	p("| pods | daemon CPU per pass | peak RSS | target <30 MiB |\n|---|---|---|---|\n")
 	if r.skipped("daemon") {

@@ -168,10 +168,14 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 		return nil, fmt.Errorf("read pod cgroups: %w", err)
 	}
 	s.Inventory = inv
-	kubelet, kErr := live.KubeletPods(e.Config.Cgroup.KubeletRoot)
-	if kErr != nil {
-		// Once per pass; each pod it keeps has its own entry too.
-		e.log().WithField(audit.Error, kErr.Error()).Warnf("kubelet state unknown, keeping every pod cgroup the runtime does not list: %v", kErr)
+	var kubelet map[string]bool
+	var kErr error
+	if rtErr != nil || !allListed(inv, idx) {
+		kubelet, kErr = live.KubeletPods(e.Config.Cgroup.KubeletRoot)
+		if kErr != nil {
+			// Once per pass; each pod it keeps has its own entry too.
+			e.log().WithField(audit.Error, kErr.Error()).Warnf("kubelet state unknown, keeping every pod cgroup the runtime does not list: %v", kErr)
+		}
 	}
 	in := decide.Input{Inventory: inv, Snapshot: snap, Index: idx, RuntimeErr: rtErr, KubeletPods: kubelet, KubeletErr: kErr, Sightings: sightings, Now: e.now()}
 	pol := Policy(e.Config)
@@ -183,6 +187,21 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	s.Plan = decide.Redecide(first, in, pol)
 	s.Took = time.Since(start)
 	return s, nil
+}
+
+// allListed reports whether the inventory, read with idx, recorded that
+// the runtime lists a sandbox of every pod: kubelet is asked only about
+// the pods it does not list, so on an idle node its pod dirs are not read.
+func allListed(inv *inventory.Inventory, idx *live.Index) bool {
+	if idx == nil || inv.Listed != idx {
+		return false
+	}
+	for _, p := range inv.Pods {
+		if !p.Listed {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) snapshot(ctx context.Context) (live.Snapshot, error) {
