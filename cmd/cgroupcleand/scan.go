@@ -33,10 +33,19 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cgroupcleand scan: %v\n", err)
 		return 1
 	}
+	var other []otherDir
+	if *asJSON {
+		// Of the inventory the document prints only other_dirs: its pod
+		// and container records go now, and the memcg walk and the JSON
+		// run without them (at 10,000 pods 3.8 MiB of 13 MiB live).
+		other, s.Inventory = otherDirs(s), nil
+	}
 	health := memcgHealth(ctx, cfg, s, log)
 	countRuntimeContainers(s)
 	if *asJSON {
-		return printJSON(stdout, stderr, newScanDoc(src, s, nil, health, false))
+		doc := newScanDoc(src, s, nil, health, false)
+		doc.OtherDirs = other
+		return printJSON(stdout, stderr, doc)
 	}
 	printScan(stdout, src, s)
 	if health != nil {
