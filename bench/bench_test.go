@@ -188,6 +188,7 @@ func TestBench(t *testing.T) {
 		res.Decide.Missing, res.Probe.Missing = "skipped (BENCH_SKIP)", "skipped (BENCH_SKIP)"
 	} else {
 		res.Decide = goBench(ctx, t, k, "./cgroupclean/decide/", "BenchmarkDecide100k")
+		res.Redecide = goBench(ctx, t, k, "./cgroupclean/decide/", "BenchmarkRedecide100k")
 		res.Probe = goBench(ctx, t, k, "./cgroupclean/memcg/", "BenchmarkProbe")
 	}
 	if k.strace != "" {

@@ -70,6 +70,7 @@ func benchRedecide(b *testing.B, recorded bool) {
 	plan := Decide(in, pol)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	for i := 0; i < b.N; i++ {
 		plan = Redecide(plan, in, pol)
 		if plan.Summary.Pods != 100000 {
