@@ -65,10 +65,18 @@ func memcgHealth(ctx context.Context, cfg config.Config, s *engine.Scan, log log
 		log.Warnf("memcg health: %v", err)
 		return nil
 	}
-	d, err := mon.Assess(ctx)
+	// One sample, observed confirm_samples times (what Assess would see if
+	// the state held): scan acts on nothing, samples taken back to back
+	// read the same state again, and on v1 each is a walk of the machine's
+	// whole memory hierarchy (30,000-60,000 cgroups on a busy host).
+	sample, err := mon.Probe.Sample(ctx)
 	if err != nil {
 		log.Warnf("memcg health: %v", err)
 		return nil
+	}
+	var d memcg.Decision
+	for range max(cfg.Memcg.ConfirmSamples, 1) {
+		d = mon.Watchdog.Observe(sample)
 	}
 	return &d
 }
