@@ -22,6 +22,7 @@ type Results struct {
 	Workers     int
 	Sizes       []SizeResult
 	Decide      GoBenchResult
+	Redecide    GoBenchResult
 	Probe       GoBenchResult
 	Idle        *IdleResult
 	Steady      []SteadyResult
@@ -168,7 +169,7 @@ func (r *Results) Write(w io.Writer) error {
 		p(" A second such clean wrote %d times to the runtime's socket (`-e trace=connect,write,writev,sendmsg -yy`; gRPC writes each call in one or two writes).\n", sc.CRIWrites)
 	}
 	p("\n### The daemon in steady state\n\n")
-	p("`cgroupcleand run` with the shipped gates (interval 1s, no jitter), its pass ends read from the sd_notify STATUS lines it sends to a socket of the harness. The first pass warms its caches; CPU is summed over the next %d passes (on-CPU time of all its threads from /proc/<pid>/task/*/schedstat; user and sys from /proc/<pid>/stat, 10 ms ticks) and divided by their count; peak RSS is its VmHWM after them.\n\n", r.DaemonPasses)
+	p("`cgroupcleand run` with the shipped gates (interval 1s, no jitter), its pass ends read from the sd_notify STATUS lines it sends to a socket of the harness; the memcg watchdog off (a loop of its own, a probe a minute, measured in the memcg row below: on v1 one probe walks the machine's whole memory hierarchy, and would read as most of a few 1 s passes' CPU). The first pass warms its caches; CPU is summed over the next %d passes (on-CPU time of all its threads from /proc/<pid>/task/*/schedstat; user and sys from /proc/<pid>/stat, 10 ms ticks) and divided by their count; peak RSS is its VmHWM after them.\n\n", r.DaemonPasses)
 	p("Over each size's tree (the containerd lists none of its pods; min_age 10m keeps the fresh orphans, so nothing is removed, and the mass guard would refuse anyway):\n\n")
 	p("| pods | daemon CPU per pass | peak RSS | target <30 MiB |\n|---|---|---|---|\n")
 	if r.skipped("daemon") {
@@ -212,7 +213,11 @@ func (r *Results) Write(w io.Writer) error {
 		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Pods, s.FindDel.Stats().Format(Ms), fr.Stats().Format(Rate), clean.Stats().Format(Ms), s.CleanApply.Stats().Format(Ms), er.Stats().Format(Rate), rr.Format(X), verdict(rr.Median >= 0.8), ar.Format(X))
 	}
 	p("\n## Decision step alone at 100,000 pods\n\n")
-	writeGoBench(p, r.Decide, "BenchmarkDecide100k (cgroupclean/decide): 100,000 pods with two containers each, half live, no file or socket touched.")
+	writeGoBench(p, r.Decide, "BenchmarkDecide100k (cgroupclean/decide): 100,000 pods, half live (an orphan container cgroup each, the listed one counted as the scan's inventory counts it), half orphaned with two container cgroups, no file or socket touched; a fresh plan. cpu-ms/op is the process's CPU time per op (the GC's included), which other jobs on the machine do not inflate as they do the wall time.")
+	if r.Redecide.Cmd != "" {
+		p("\n")
+		writeGoBench(p, r.Redecide, "BenchmarkRedecide100k: the same decision into the memory of a first plan, as the scan decides the second time (after counting processes).")
+	}
 	p("\n## Peak RSS of one pass\n\n")
 	p("One `engine.Scan` (min_age 0, recorded CRI answer) in a separate process, `bench/cmd/benchpass` (a small program that links the engine, the CRI client and logrus as the daemon does, built as `make build` builds the daemon: CGO_ENABLED=0, -trimpath, PIE; GC tuned as the daemon tunes it), against the tree of each size; peak RSS is the child's own VmHWM (/proc/self/status) after the pass. (Not ru_maxrss from wait4: Go starts children with vfork, and exec then records the parent's high-water mark as the child's maxrss, which here is the harness's.) Target: under 30 MiB at 10,000 pods.\n\n")
 	p("| pods | peak RSS | target <30 MiB | the child's pass took |\n|---|---|---|---|\n")

@@ -88,3 +88,13 @@ func TestReportVerdicts(t *testing.T) {
 		}
 	}
 }
+
+func TestReliefSectionKept(t *testing.T) {
+	old := []byte("# old rows\n\n<!-- relief:begin (x) -->\n## Relief\nrow\n<!-- relief:end -->\n")
+	if got, want := string(reliefSection(old)), "\n<!-- relief:begin (x) -->\n## Relief\nrow\n<!-- relief:end -->\n"; got != want {
+		t.Fatalf("reliefSection = %q, want %q", got, want)
+	}
+	if got := reliefSection([]byte("# no relief here\n")); got != nil {
+		t.Fatalf("reliefSection without markers = %q", got)
+	}
+}

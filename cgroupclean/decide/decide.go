@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/inventory"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
@@ -121,6 +122,12 @@ type Procs struct {
 	Err   error
 }
 
+// Counted is the process count of one candidate (Input.Counted).
+type Counted struct {
+	Path string
+	Procs
+}
+
 // Input is everything the decision looks at.
 type Input struct {
 	Inventory *inventory.Inventory
@@ -133,6 +140,12 @@ type Input struct {
 	// Procs holds process counts by cgroup path. A candidate without an
 	// entry is kept (ProcessCheckFailed): see Candidates.
 	Procs map[string]Procs
+	// Counted holds process counts in the order of Candidates of the
+	// decision made without them, as engine.Scan counts them: the decision
+	// meets its candidates in that order and takes each entry in turn, with
+	// no lookup. An entry counts only for its own path; a candidate that
+	// is not the next entry is looked up in Procs.
+	Counted []Counted
 	// Sightings counts, by path, the consecutive earlier passes that saw
 	// the cgroup orphaned (see NextSightings). Nil means every orphan is
 	// confirmed (one-shot clean).
@@ -224,9 +237,10 @@ func decideInto(items, kidsBuf []Item, in Input, pol Policy) Plan {
 			n += len(p.Containers)
 		}
 		kids := reuse(kidsBuf, n)
+		counted := 0 // the next entry of in.Counted
 		for _, p := range in.Inventory.Pods {
 			var it Item
-			it, kids = decidePod(in, pol, p, idx, kids)
+			it, kids = decidePod(&in, pol, p, idx, kids, &counted)
 			if it.State == Live {
 				lc.add(&it)
 			}
@@ -254,14 +268,19 @@ func reuse(buf []Item, n int) []Item {
 // appended to kids (a block shared by the whole plan) and the pod's
 // Children is its own part of that block, capped so that an append to
 // one pod's Children never writes into the next pod's.
-func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index, kids []Item) (Item, []Item) {
+func decidePod(in *Input, pol Policy, p *inventory.Pod, idx *live.Index, kids []Item, counted *int) (Item, []Item) {
 	it := Item{Kind: PodKind, PodUID: p.UID, QoS: p.QoS, Path: p.Path, Hierarchies: p.In, Age: age(in.Now, p.Changed), Action: Keep, LiveContainers: p.LiveContainers}
 	if in.Inventory.Driver == names.Systemd {
 		if base := baseName(p.Path); names.IsSystemdUnit(base) {
 			it.Unit = base
 		}
 	}
-	podLive := idx.PodListed(p.UID)
+	// The inventory read with this very answer recorded it: no lookup.
+	recorded := in.Inventory.Listed != nil && in.Inventory.Listed == idx
+	podLive := p.Listed
+	if !recorded {
+		podLive = idx.PodListed(p.UID)
+	}
 	first := len(kids)
 	anyListed := p.LiveContainers > 0
 	for _, c := range p.Containers {
@@ -272,13 +291,13 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index, kids []I
 				ci.Unit = base
 			}
 		}
-		if idx.IDListed(c.ID) {
+		if !recorded && idx.IDListed(c.ID) {
 			ci.State, ci.Reason = Live, LiveContainer
 			anyListed = true
 		} else {
 			ci.State = Orphan
 			if podLive {
-				ci.Action, ci.Reason, ci.Processes = gate(in, pol, c.Path, ci.Age, containerGate(pol))
+				ci.Action, ci.Reason, ci.Processes = gate(in, pol, c.Path, ci.Age, containerGate(pol), counted)
 			}
 		}
 	}
@@ -300,7 +319,7 @@ func decidePod(in Input, pol Policy, p *inventory.Pod, idx *live.Index, kids []I
 		it.State, it.Reason = Orphan, RuntimeListsContainer
 	default:
 		it.State = Orphan
-		it.Action, it.Reason, it.Processes = gate(in, pol, p.Path, it.Age, "")
+		it.Action, it.Reason, it.Processes = gate(in, pol, p.Path, it.Age, "", counted)
 	}
 	// Containers of an orphan pod share its fate: they go with it.
 	for i := range it.Children {
@@ -346,8 +365,9 @@ func containerGate(pol Policy) Reason {
 	return ""
 }
 
-// gate runs the per-cgroup gates for an orphan, in order.
-func gate(in Input, pol Policy, path string, age time.Duration, pre Reason) (Action, Reason, int) {
+// gate runs the per-cgroup gates for an orphan, in order. counted is the
+// next entry of in.Counted.
+func gate(in *Input, pol Policy, path string, age time.Duration, pre Reason, counted *int) (Action, Reason, int) {
 	if pre != "" {
 		return Keep, pre, 0
 	}
@@ -357,7 +377,14 @@ func gate(in Input, pol Policy, path string, age time.Duration, pre Reason) (Act
 	if in.Sightings != nil && in.Sightings[path]+1 < pol.ConfirmPasses {
 		return Keep, AwaitingConfirmation, 0
 	}
-	pr, ok := in.Procs[path]
+	var pr Procs
+	ok := false
+	if i := *counted; i < len(in.Counted) && in.Counted[i].Path == path {
+		pr, ok = in.Counted[i].Procs, true
+		*counted = i + 1
+	} else {
+		pr, ok = in.Procs[path]
+	}
 	switch {
 	case !ok || pr.Err != nil:
 		return Keep, ProcessCheckFailed, 0
@@ -544,19 +571,45 @@ func Removals(plan Plan) []Item {
 // plan saw orphaned counts one more pass, unless kubelet or the runtime
 // still claimed it. A pass whose runtime could not be
 // asked saw nothing reliable, so it starts the count again.
+//
+// Its keys are copies, packed in one block: keyed by the plan's paths it
+// would keep this pass's whole inventory of paths alive through the next
+// pass, two passes of paths at once in the daemon.
 func NextSightings(plan Plan, prev map[string]int) map[string]int {
 	next := map[string]int{}
 	if plan.RuntimeError != "" {
 		return next
 	}
-	plan.each(func(it *Item) {
+	sighted := func(it *Item) bool {
 		switch {
 		case it.State != Orphan:
 		case it.Reason == KubeletTracksPod, it.Reason == KubeletStateUnknown, it.Reason == RuntimeListsContainer:
 			// Something still claims the pod: once it lets go, the
 			// orphan is confirmed afresh.
 		default:
-			next[it.Path] = prev[it.Path] + 1
+			return true
+		}
+		return false
+	}
+	size, n := 0, 0
+	plan.each(func(it *Item) {
+		if sighted(it) {
+			size, n = size+len(it.Path), n+1
+		}
+	})
+	if n == 0 {
+		return next
+	}
+	next = make(map[string]int, n)
+	keys := make([]byte, 0, size)
+	plan.each(func(it *Item) {
+		if sighted(it) && it.Path == "" {
+			next[""] = prev[""] + 1
+		} else if sighted(it) {
+			start := len(keys)
+			keys = append(keys, it.Path...)
+			// keys never grows past size: its bytes never move or change.
+			next[unsafe.String(&keys[start], len(it.Path))] = prev[it.Path] + 1
 		}
 	})
 	return next

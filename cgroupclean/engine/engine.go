@@ -213,7 +213,7 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 	if rtErr == nil {
 		idx = live.NewIndex(snap)
 	}
-	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Live: liveFilter(idx), Cache: e.DirCache})
+	inv, err := inventory.ReadWith(hs, podRoot, driver, inventory.Options{Index: idx, Cache: e.DirCache})
 	if errors.Is(err, inventory.ErrNoPodRoot) {
 		s.NoPodRoot = true
 		s.Plan = decide.Decide(decide.Input{Now: e.now()}, Policy(e.Config))
@@ -223,21 +223,40 @@ func (e *Engine) Scan(ctx context.Context, sightings map[string]int) (*Scan, err
 		return nil, fmt.Errorf("read pod cgroups: %w", err)
 	}
 	s.Inventory = inv
-	kubelet, kErr := live.KubeletPods(e.Config.Cgroup.KubeletRoot)
-	if kErr != nil {
-		// Once per pass; each pod it keeps has its own entry too.
-		e.log().WithField(audit.Error, kErr.Error()).Warnf("kubelet state unknown, keeping every pod cgroup the runtime does not list: %v", kErr)
+	var kubelet map[string]bool
+	var kErr error
+	if rtErr != nil || !allListed(inv, idx) {
+		kubelet, kErr = live.KubeletPods(e.Config.Cgroup.KubeletRoot)
+		if kErr != nil {
+			// Once per pass; each pod it keeps has its own entry too.
+			e.log().WithField(audit.Error, kErr.Error()).Warnf("kubelet state unknown, keeping every pod cgroup the runtime does not list: %v", kErr)
+		}
 	}
 	in := decide.Input{Inventory: inv, Snapshot: snap, Index: idx, RuntimeErr: rtErr, KubeletPods: kubelet, KubeletErr: kErr, Sightings: sightings, Now: e.now()}
 	pol := Policy(e.Config)
 	// Count processes only where every earlier gate passed.
 	first := decide.Decide(in, pol)
 	if cands := decide.Candidates(first); len(cands) > 0 {
-		in.Procs = e.countProcesses(hs, cands)
+		in.Counted = e.countProcesses(hs, cands)
 	}
 	s.Plan = decide.Redecide(first, in, pol)
 	s.Took = time.Since(start)
 	return s, nil
+}
+
+// allListed reports whether the inventory, read with idx, recorded that
+// the runtime lists a sandbox of every pod: kubelet is asked only about
+// the pods it does not list, so on an idle node its pod dirs are not read.
+func allListed(inv *inventory.Inventory, idx *live.Index) bool {
+	if idx == nil || inv.Listed != idx {
+		return false
+	}
+	for _, p := range inv.Pods {
+		if !p.Listed {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) snapshot(ctx context.Context) (live.Snapshot, error) {
@@ -257,28 +276,14 @@ func (e *Engine) snapshot(ctx context.Context) (live.Snapshot, error) {
 	return snap, nil
 }
 
-// liveFilter tells the inventory which cgroups the runtime lists, so it
-// skips reading their times and only counts live containers. Without an
-// answer from the runtime it is nil: everything is read and kept.
-func liveFilter(idx *live.Index) func(podUID, containerID string) bool {
-	if idx == nil {
-		return nil
-	}
-	return func(podUID, containerID string) bool {
-		if containerID != "" {
-			return idx.IDListed(containerID)
-		}
-		return idx.PodListed(podUID)
-	}
-}
-
 // countProcesses counts the processes of every candidate. Many candidates
 // are counted from one pass over /proc (one read per process on the node,
 // not one per cgroup directory per hierarchy); few, or when /proc cannot
 // be read, from their cgroup.procs files. Either way the final check right
-// before each removal reads cgroup.procs again.
-func (e *Engine) countProcesses(hs []hierarchy.Hierarchy, cands []string) map[string]decide.Procs {
-	out := make(map[string]decide.Procs, len(cands))
+// before each removal reads cgroup.procs again. The counts are in the
+// candidates' order (decide.Input.Counted).
+func (e *Engine) countProcesses(hs []hierarchy.Hierarchy, cands []string) []decide.Counted {
+	out := make([]decide.Counted, len(cands))
 	from := e.ProcScanFrom
 	if from <= 0 {
 		from = 64
@@ -289,15 +294,15 @@ func (e *Engine) countProcesses(hs []hierarchy.Hierarchy, cands []string) map[st
 			root = "/proc"
 		}
 		if pm, err := apply.ScanProcesses(root, hs); err == nil {
-			for _, path := range cands {
-				out[path] = decide.Procs{Count: pm.Count(path)}
+			for i, path := range cands {
+				out[i] = decide.Counted{Path: path, Procs: decide.Procs{Count: pm.Count(path)}}
 			}
 			return out
 		}
 	}
-	for _, path := range cands {
+	for i, path := range cands {
 		pids, err := apply.Pids(hs, path)
-		out[path] = decide.Procs{Count: len(pids), Err: err}
+		out[i] = decide.Counted{Path: path, Procs: decide.Procs{Count: len(pids), Err: err}}
 	}
 	return out
 }

@@ -48,10 +48,19 @@ type cachedPod struct {
 	dirs        []cachedDir // by hierarchy index
 }
 
+// cachedDir is 16 bytes: one per pod per hierarchy, and the hierarchies
+// that list the same names share one listing.
 type cachedDir struct {
 	nlink    uint32 // of a pod dir: 2 plus its few container dirs
 	readPass int32  // 0: none
-	children []string
+	children *[]string
+}
+
+func (d cachedDir) names() []string {
+	if d.children == nil {
+		return nil
+	}
+	return *d.children
 }
 
 // nextPass starts a pass and forgets listings older than Refresh passes.
@@ -107,7 +116,7 @@ func (c *DirCache) list(mountpoint string, hi, nh int, pod string) ([]string, er
 	trusted := checked && !changed && ok && c.pass-int(d.readPass) < c.refresh()
 	c.mu.Unlock()
 	if trusted {
-		return d.children, nil
+		return d.names(), nil
 	}
 	dir := mountpoint + pod
 	var st unix.Stat_t
@@ -121,7 +130,7 @@ func (c *DirCache) list(mountpoint string, hi, nh int, pod string) ([]string, er
 	}
 	c.mu.Unlock()
 	if fresh {
-		return d.children, nil
+		return d.names(), nil
 	}
 	children, err := readDirs(dir)
 	if err != nil {
@@ -129,13 +138,17 @@ func (c *DirCache) list(mountpoint string, hi, nh int, pod string) ([]string, er
 	}
 	c.mu.Lock()
 	// The same names in another hierarchy: share that listing.
+	var shared *[]string
 	for i := range p.dirs {
-		if o := p.dirs[i].children; i != hi && p.dirs[i].readPass != 0 && slices.Equal(o, children) {
-			children = o
+		if o := p.dirs[i]; i != hi && o.readPass != 0 && o.children != nil && slices.Equal(*o.children, children) {
+			shared = o.children
 			break
 		}
 	}
-	p.dirs[hi] = cachedDir{nlink: uint32(st.Nlink), readPass: int32(c.pass), children: children}
+	if shared == nil {
+		shared = &children
+	}
+	p.dirs[hi] = cachedDir{nlink: uint32(st.Nlink), readPass: int32(c.pass), children: shared}
 	c.mu.Unlock()
-	return children, nil
+	return *shared, nil
 }

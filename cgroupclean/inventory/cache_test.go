@@ -107,14 +107,14 @@ func TestDirCacheSharesListings(t *testing.T) {
 		if len(p.dirs) != len(r.Hierarchies) {
 			t.Fatalf("%d listings, want one per hierarchy (%d)", len(p.dirs), len(r.Hierarchies))
 		}
-		first := &p.dirs[0].children[0]
+		first := &p.dirs[0].names()[0]
 		for i, d := range p.dirs[:len(p.dirs)-1] {
-			if len(d.children) != 1 || &d.children[0] != first {
-				t.Errorf("hierarchy %d: listing %v not shared with the first", i, d.children)
+			if len(d.names()) != 1 || &d.names()[0] != first {
+				t.Errorf("hierarchy %d: listing %v not shared with the first", i, d.names())
 			}
 		}
-		if d := p.dirs[len(p.dirs)-1]; len(d.children) != 2 {
-			t.Errorf("the hierarchy with another name lists %v", d.children)
+		if d := p.dirs[len(p.dirs)-1]; len(d.names()) != 2 {
+			t.Errorf("the hierarchy with another name lists %v", d.names())
 		}
 	}
 }

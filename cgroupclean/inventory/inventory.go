@@ -16,6 +16,7 @@ import (
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/cgfs"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
+	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,12 @@ type Inventory struct {
 	// Skipped are entries under the pod root that are not cgroups we know
 	// (left alone); reported so an operator sees them.
 	Skipped []Skipped
+	// Listed is the runtime's answer the inventory was read with
+	// (Options.Index), nil if none: every Pod.Listed is its answer for the
+	// pod, and no container it lists is among the Containers. The decision
+	// takes these answers instead of asking the index again, when its
+	// index is this one.
+	Listed *live.Index
 }
 
 // Skipped is an entry the inventory leaves alone, and why.
@@ -63,6 +70,8 @@ type Pod struct {
 	// Other counts child cgroups whose names are not containers we know.
 	// They are removed with the pod (they are inside it), never alone.
 	Other []string
+	// Listed: the runtime lists a sandbox of the pod (Options.Live).
+	Listed bool
 
 	in hierSet // while reading
 }
@@ -127,6 +136,9 @@ type Options struct {
 	Live func(podUID, containerID string) bool
 	// Cache, when set, keeps pod directories' listings between passes.
 	Cache *DirCache
+	// Index, when set and Live is not, is the runtime's answer that Live
+	// asks; the inventory records it (Inventory.Listed).
+	Index *live.Index
 }
 
 // ReadWith is Read with options.
@@ -135,6 +147,15 @@ func ReadWith(hs []hierarchy.Hierarchy, podRoot string, driver names.Driver, opt
 		return nil, fmt.Errorf("%d cgroup hierarchies mounted: at most %d are supported", len(hs), maxHierarchies)
 	}
 	inv := &Inventory{Driver: driver, PodRoot: filepath.Clean("/" + podRoot), Hierarchies: hs}
+	if idx := opts.Index; idx != nil && opts.Live == nil {
+		opts.Live = func(podUID, containerID string) bool {
+			if containerID != "" {
+				return idx.IDListed(containerID)
+			}
+			return idx.PodListed(podUID)
+		}
+		inv.Listed = idx
+	}
 	if opts.Cache != nil {
 		opts.Cache.nextPass()
 	}
@@ -316,6 +337,7 @@ func (r *reader) addPod(h hierarchy.Hierarchy, hi int, qos names.QoS, parentfd i
 		r.pods[rel] = p
 	}
 	p.in |= 1 << hi
+	p.Listed = podLive
 	if c := changedAt(&st); !podLive && c.After(p.Changed) {
 		p.Changed = c
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/live"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/names"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
@@ -127,5 +128,52 @@ func TestListedContainersCounted(t *testing.T) {
 	}
 	if len(p.In) != len(r.Hierarchies) || p.Changed.IsZero() {
 		t.Fatalf("pod in %v, changed %v", p.In, p.Changed)
+	}
+}
+
+// Read with the runtime's answer, the inventory records it: each pod says
+// whether a sandbox of its is listed, the listed containers are counted,
+// and the inventory names the answer it was read with.
+func TestRuntimeAnswerRecorded(t *testing.T) {
+	r := testbed.NewCgroupRoot(t, "recorded")
+	ctr := func(n string) string { return strings.Repeat(n, 64) }
+	livePod, orphanPod := "3f1c2b7a-9d41-4e0b-8c2e-5a6b7c8d9e0f", "4f1c2b7a-9d41-4e0b-8c2e-5a6b7c8d9e0f"
+	for _, d := range []string{"kubepods/burstable/pod" + livePod + "/" + ctr("a"), "kubepods/burstable/pod" + livePod + "/" + ctr("b"), "kubepods/besteffort/pod" + orphanPod + "/" + ctr("c")} {
+		if err := r.Mkdir(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx := live.NewIndex(live.Snapshot{
+		Sandboxes:  []live.Sandbox{{ID: ctr("a"), PodUID: livePod}},
+		Containers: []live.Container{{ID: ctr("9"), SandboxID: ctr("a")}},
+	})
+	inv, err := ReadWith(r.Hierarchies, r.Rel("kubepods"), names.Cgroupfs, Options{Index: idx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Listed != idx || len(inv.Pods) != 2 {
+		t.Fatalf("listed %p (want %p), %d pods", inv.Listed, idx, len(inv.Pods))
+	}
+	for _, p := range inv.Pods {
+		switch p.UID {
+		case livePod:
+			if !p.Listed || p.LiveContainers != 1 || len(p.Containers) != 1 || p.Containers[0].ID != ctr("b") {
+				t.Errorf("live pod: listed %v, live containers %d, containers %+v", p.Listed, p.LiveContainers, p.Containers)
+			}
+		case orphanPod:
+			if p.Listed || p.LiveContainers != 0 || len(p.Containers) != 1 || p.Changed.IsZero() {
+				t.Errorf("orphan pod: listed %v, live containers %d, containers %+v, changed %v", p.Listed, p.LiveContainers, p.Containers, p.Changed)
+			}
+		}
+	}
+	// Without the answer nothing is recorded.
+	inv, err = ReadWith(r.Hierarchies, r.Rel("kubepods"), names.Cgroupfs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range inv.Pods {
+		if p.Listed || inv.Listed != nil || p.LiveContainers != 0 {
+			t.Fatalf("read without an answer: pod %s listed %v, inventory %p", p.Path, p.Listed, inv.Listed)
+		}
 	}
 }
