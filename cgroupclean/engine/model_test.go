@@ -558,7 +558,13 @@ func (d drawn) at(boundary string) []event {
 
 // modelProperty is one generated run: a node with 1-3 orphan pods, a
 // schedule, one to three passes of Apply, the invariants after each.
-func modelProperty(t *rapid.T) {
+func modelProperty(t *rapid.T) { modelRun(t, config.ModeAct) }
+
+// modelObserveProperty is the same run in observe mode, where nothing
+// may be stopped, signalled or removed whatever the schedule does.
+func modelObserveProperty(t *rapid.T) { modelRun(t, config.ModeObserve) }
+
+func modelRun(t *rapid.T, mode string) {
 	n := rapid.IntRange(1, 3).Draw(t, "pods")
 	systemd := rapid.SliceOfN(rapid.Bool(), n, n).Draw(t, "systemd")
 	kill := rapid.SliceOfN(rapid.Bool(), n, n).Draw(t, "kill")
@@ -567,6 +573,7 @@ func modelProperty(t *rapid.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Config.Clean.Mode = mode
 	passed := false
 	t.Repeat(map[string]func(*rapid.T){
 		"pass": func(t *rapid.T) {
@@ -586,6 +593,11 @@ func modelProperty(t *rapid.T) {
 			if why := checkInvariants(w, buf.Bytes()); why != "" {
 				t.Fatal(why)
 			}
+			if mode == config.ModeObserve {
+				if why := nothingDone(w, buf.Bytes()); why != "" {
+					t.Fatal(why)
+				}
+			}
 		},
 	})
 }
@@ -603,6 +615,33 @@ func TestRemovalModel(t *testing.T) {
 		defer flag.Set("rapid.checks", f.DefValue)
 	}
 	rapid.Check(t, modelProperty)
+}
+
+// Observe mode, over generated schedules: no action and no intent.
+func TestRemovalModelObserve(t *testing.T) {
+	rapid.Check(t, modelObserveProperty)
+}
+
+// nothingDone says which stop, signal or rmdir an observing engine made,
+// or which intent record it wrote, or "".
+func nothingDone(w *world, logged []byte) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, x := range w.calls {
+		if x.kind == "stop" || x.kind == "signal" || x.kind == "rmdir" {
+			return fmt.Sprintf("observe mode: call %d: %s of pod %d", x.seq, x.kind, x.pod)
+		}
+	}
+	records, err := parseLog(logged)
+	if err != nil {
+		return err.Error()
+	}
+	for _, r := range records {
+		if r.str(audit.MessageID) == audit.IDActionIntent {
+			return "observe mode: an intent record was written: " + r.str("msg")
+		}
+	}
+	return ""
 }
 
 // The same property as a fuzz target: a failing schedule is saved as a
