@@ -46,7 +46,7 @@ func TestBusyCausesOnRealCgroups(t *testing.T) {
 		t.Fatalf("rmdir of the mount point %s: %v, want EBUSY", mp, err)
 	}
 
-	writer := testbed.StuckWriter(t, "", func(pid int) error { return n.root.AddProc(stuck+"/child", pid) })
+	writer, _ := testbed.StuckWriter(t, "", func(pid int) error { return n.root.AddProc(stuck+"/child", pid) })
 
 	sleeper := exec.Command("sleep", "600")
 	if err := sleeper.Start(); err != nil {

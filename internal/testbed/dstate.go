@@ -19,9 +19,10 @@ import (
 // is: it writes to an ext4 file system frozen with fsfreeze, so it sits
 // in the kernel (percpu_rwsem_wait) and no signal, SIGKILL included, ends
 // it. dev is a block device holding an ext4 file system; "" makes one in
-// a loop-mounted image file. When the test ends, the file system is
-// thawed, the shell finishes its write and exits, and it is unmounted.
-func StuckWriter(t testing.TB, dev string, join func(pid int) error) int {
+// a loop-mounted image file. thaw ends it early; when the test ends, the
+// file system is thawed (if still frozen), the shell exits and the file
+// system is unmounted.
+func StuckWriter(t testing.TB, dev string, join func(pid int) error) (pid int, thaw func()) {
 	t.Helper()
 	RequireRoot(t)
 	for _, bin := range []string{"fsfreeze", "mount", "umount"} {
@@ -63,7 +64,7 @@ func StuckWriter(t testing.TB, dev string, join func(pid int) error) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pid := cmd.Process.Pid
+	pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		_ = stdin.Close()
 		_ = cmd.Process.Kill()
@@ -76,14 +77,16 @@ func StuckWriter(t testing.TB, dev string, join func(pid int) error) int {
 		}
 	})
 	frozen := false
-	t.Cleanup(func() {
+	thaw = func() {
 		if !frozen {
 			return
 		}
+		frozen = false
 		if out, err := exec.Command("fsfreeze", "-u", mnt).CombinedOutput(); err != nil {
 			t.Errorf("fsfreeze -u %s: %v\n%s", mnt, err, out)
 		}
-	})
+	}
+	t.Cleanup(thaw)
 	if err := join(pid); err != nil {
 		t.Fatalf("move the writer %d into its cgroups: %v", pid, err)
 	}
@@ -103,7 +106,7 @@ func StuckWriter(t testing.TB, dev string, join func(pid int) error) int {
 	}
 	// SIGKILL does not end it: that is what makes it a busy leak.
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	return pid
+	return pid, thaw
 }
 
 // ProcState is the state letter of /proc/<pid>/stat (0 when it is gone).
