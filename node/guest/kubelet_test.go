@@ -46,6 +46,7 @@ containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 staticPodPath: ` + manifestDir + `
 fileCheckFrequency: 5s
 failSwapOn: false
+resolvConf: ""
 readOnlyPort: 0
 authentication:
   anonymous:
