@@ -40,8 +40,9 @@ const refStuckRunc = "https://github.com/kubernetes/kubernetes/issues/123766"
 // their wchan), or a freeze; and kubelet's retry cost: its "Failed to
 // delete cgroup paths" lines in the journal over the last minute and its
 // CPU over in.Interval (from its cgroup's cpu.stat). It sleeps
-// in.Interval when kubelet runs. The error lists what could not be read;
-// the findings are still those that could.
+// in.Interval when kubelet runs; with in.Interval 0 it does not sleep and
+// leaves the CPU out. The error lists what could not be read; the
+// findings are still those that could.
 func BusyFindings(ctx context.Context, in Input) ([]Finding, error) {
 	if in.Scan == nil || in.Scan.NoPodRoot {
 		return nil, nil
@@ -375,9 +376,12 @@ func (k *retryCost) finding() Finding {
 	default:
 		parts = append(parts, fmt.Sprintf("%d %q lines in the last minute (journalctl -u %s)", k.linesPerMin, KubeletRetryLine, k.unit))
 	}
-	if k.cpuErr != nil {
+	switch {
+	case k.cpuErr != nil:
 		parts = append(parts, "its CPU could not be read: "+k.cpuErr.Error())
-	} else {
+	case k.window <= 0:
+		// A caller that cannot wait (the daemon's periodic checks).
+	default:
 		parts = append(parts, fmt.Sprintf("kubelet CPU %.0f%% of one CPU over %s (cgroup %s)", 100*k.cpuShare, k.window, k.cgroup))
 	}
 	f.Measured = strings.Join(parts, "; ")
@@ -407,6 +411,9 @@ func kubeletCost(ctx context.Context, hs []hierarchy.Hierarchy, proc string, win
 	}
 	if err != nil {
 		k.cpuErr = err
+		return k, nil
+	}
+	if window <= 0 {
 		return k, nil
 	}
 	before, err := readCPUUsage(cpuFile)

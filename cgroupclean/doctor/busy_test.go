@@ -163,6 +163,10 @@ func TestRetryFinding(t *testing.T) {
 	if busy.Severity != Warn || busy.Value != 700 || !strings.Contains(busy.Action, "leak.busy") {
 		t.Errorf("700 retries a minute: %+v", busy)
 	}
+	unsampled := (&retryCost{pid: 7, unit: "kubelet.service", cgroup: "/system.slice/kubelet.service", linesPerMin: 3}).finding()
+	if strings.Contains(unsampled.Measured, "CPU") || unsampled.Severity != Warn {
+		t.Errorf("no CPU window: %+v", unsampled)
+	}
 	noUnit := (&retryCost{pid: 7, cgroup: "/user.slice", cpuErr: errors.New("x")}).finding()
 	if !strings.Contains(noUnit.Measured, "not a systemd service") || !strings.Contains(noUnit.Measured, "could not be read") {
 		t.Errorf("kubelet outside a unit: %q", noUnit.Measured)
