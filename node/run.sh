@@ -30,7 +30,7 @@ bench_out=${NODE_BENCH_OUT:-$repo/bench/results-v2.md}
 steps=$(printf '%s\n' ${NODE_STEPS:-package memcg cgroupfs engine soak kubelet} | grep -E "${NODE_ONLY:-.}" || true)
 [ -n "$steps" ] || { echo "node-test: NODE_ONLY=${NODE_ONLY:-} matches none of the steps ${NODE_STEPS:-}" >&2; exit 1; }
 for s in $steps; do
-  case $s in package|memcg|cgroupfs|engine|soak|bench) ;; *) echo "node-test: unknown step $s" >&2; exit 1 ;; esac
+  case $s in package|memcg|cgroupfs|engine|soak|bench|kubelet) ;; *) echo "node-test: unknown step $s" >&2; exit 1 ;; esac
 done
 has_step() { printf '%s\n' $steps | grep -qx "$1"; }
 default_vm_timeout=1500
@@ -166,7 +166,7 @@ if has_step kubelet; then
   # A small ext4 disk of its own (/dev/vdb) the kubelet step freezes
   # (fsfreeze) to hold a task in uninterruptible sleep; -snapshot keeps
   # the file as made.
-  mkfs.ext4 -q -F -L frozen "$share.vdb" 16M
+  mkfs.ext4 -q -F -L frozen "$share.vdb" 16M > /dev/null
   qemu_extra+=(-drive "file=$share.vdb,if=virtio,format=raw")
 fi
 install -m 0755 "$here/guest-run.sh" "$share/guest-run.sh"
