@@ -100,7 +100,12 @@ type leak struct {
 	form, dir string
 	made      time.Time
 	gone      time.Duration // 0: still there
+	raw       bool          // a plain directory, not a unit's scope
 }
+
+// cadvisorStale is what kubelet's cAdvisor logs about a cgroup it still
+// lists but has no stats for.
+const cadvisorStale = "RecentStats: unable to find data in memory cache"
 
 // TestKubelet runs a real kubelet (standalone, static pods, systemd
 // driver) and measures what it does with each leak form: the ones it
@@ -127,6 +132,7 @@ func TestKubelet(t *testing.T) {
 		_, _ = run(120*time.Second, "systemctl", "disable", "--now", unit)
 		_, _ = run(180*time.Second, "dpkg", "--purge", "cgroupclean")
 	})
+	kubeletStart := time.Now()
 	pods, started := startKubelet(t, sh, rt)
 	report.add("kubelet v%s up, 3 static pods running, %s after start", kubeletVersion(t, sh), started.Round(time.Second))
 	before := kubeletSample(t, window, nil)
@@ -162,16 +168,19 @@ func TestKubelet(t *testing.T) {
 	// and dropped-infra directory, a containerd scope whose container is
 	// gone.
 	var inLive []*leak
-	for i, l := range []struct{ form, name string }{
-		{"CRI-O conmon scope in a live pod", "crio-conmon-" + randomHex(64) + ".scope"},
-		{"CRI-O dropped-infra directory in a live pod", "crio-" + randomHex(64)},
-		{"containerd scope of a deleted container in a live pod", "cri-containerd-" + randomHex(64) + ".scope"},
+	for i, l := range []struct {
+		form, name string
+		raw        bool
+	}{
+		{"CRI-O conmon scope in a live pod", "crio-conmon-" + randomHex(64) + ".scope", false},
+		{"CRI-O dropped-infra directory in a live pod", "crio-" + randomHex(64), true},
+		{"containerd scope of a deleted container in a live pod", "cri-containerd-" + randomHex(64) + ".scope", false},
 	} {
 		dir := filepath.Join(pods[i].dir, l.name)
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		inLive = append(inLive, &leak{form: l.form, dir: dir, made: time.Now()})
+		inLive = append(inLive, &leak{form: l.form, dir: dir, made: time.Now(), raw: l.raw})
 	}
 	waitGone(t, 180*time.Second, removable)
 	for _, l := range removable {
@@ -291,25 +300,45 @@ func TestKubelet(t *testing.T) {
 	})
 	t.Run("kubelet logs no error about what the daemon removed", func(t *testing.T) {
 		errs := kubeletErrors(t, daemonStart)
-		bad := 0
+		bad, stale := 0, 0
 		for _, line := range errs {
 			for _, l := range inLive {
-				if strings.Contains(line, filepath.Base(l.dir)) {
-					bad++
-					t.Errorf("kubelet error naming %s, which the daemon removed:\n%s", l.dir, line)
+				// The container ID alone names it too (cAdvisor's way).
+				id := strings.TrimSuffix(filepath.Base(l.dir), ".scope")
+				id = id[strings.LastIndex(id, "-")+1:]
+				if !strings.Contains(line, id) {
+					continue
 				}
+				// A plain directory no runtime claims (crio-<id> on a
+				// containerd node) is watched by cAdvisor's raw handler,
+				// which misses its removal and keeps asking for its stats:
+				// measured, documented, and the only error allowed.
+				if l.raw && strings.Contains(line, cadvisorStale) {
+					stale++
+					continue
+				}
+				bad++
+				t.Errorf("kubelet error naming %s, which the daemon removed:\n%s", l.dir, line)
 			}
 		}
-		report.add("kubelet error lines while the daemon ran: %d (%d naming a cgroup the daemon removed)", len(errs), bad)
+		mountStale := 0
+		for _, line := range kubeletErrors(t, kubeletStart) {
+			if strings.Contains(line, filepath.Base(mp)) && strings.Contains(line, cadvisorStale) {
+				mountStale++
+			}
+		}
+		report.add("kubelet error lines while the daemon ran (%s): %d; %d naming a cgroup the daemon removed; %d of them cAdvisor's %q about the removed dropped-infra directory (it logs the same about the busy mount leak kubelet failed to remove: %d lines)",
+			time.Since(daemonStart).Round(time.Second), len(errs), bad+stale, stale, cadvisorStale, mountStale)
 	})
 	t.Run("doctor names the busy causes and kubelet's retries", func(t *testing.T) {
 		checkDoctor(t, report, mountDir, mp, stuckDir)
 	})
 
 	// 5. Doing what doctor says ends it: unmount, thaw; then the leaks go.
+	fixed := []*leak{{form: "busy: mount", dir: mountDir, made: time.Now()}}
 	unmount()
+	fixed = append(fixed, &leak{form: "busy: D state", dir: stuckDir, made: time.Now()})
 	thaw()
-	fixed := []*leak{{form: "busy: mount", dir: mountDir, made: time.Now()}, {form: "busy: D state", dir: stuckDir, made: time.Now()}}
 	waitGone(t, 180*time.Second, fixed)
 	for _, l := range fixed {
 		report.add("after the fix (umount, fsfreeze -u) %s went in %s", filepath.Base(l.dir), l.gone.Round(100*time.Millisecond))
