@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/cgroupclean/cgroupclean/cgroupclean/decide"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
@@ -285,43 +286,18 @@ func readMountPoints(path string) ([]string, error) {
 	return parseMountPoints(data)
 }
 
-// parseMountPoints takes field 5 (the mount point, octal-escaped) of each
-// mountinfo line (proc(5)).
+// parseMountPoints takes the mount point of each mountinfo line (proc(5)),
+// its octal escapes undone.
 func parseMountPoints(data []byte) ([]string, error) {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		if len(fields) < 5 {
-			return nil, fmt.Errorf("mountinfo line %d: %d fields, want at least 5: %q", n, len(fields), sc.Text())
-		}
-		out = append(out, unescapeOctal(fields[4]))
+	infos, err := mountinfo.GetMountsFromReader(bytes.NewReader(data), nil)
+	if err != nil {
+		return nil, fmt.Errorf("mountinfo: %w", err)
 	}
-	return out, sc.Err()
-}
-
-// unescapeOctal undoes the kernel's \ooo escapes of space, tab, newline
-// and backslash in mountinfo paths.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+	out := make([]string, len(infos))
+	for i, m := range infos {
+		out[i] = m.Mountpoint
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
 
 func taskStrings(ts []task) []string {

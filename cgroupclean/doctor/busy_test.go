@@ -135,8 +135,8 @@ func TestParseMountPoints(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	if _, err := parseMountPoints([]byte("1 2 3\n")); err == nil || !strings.Contains(err.Error(), "line 1") {
-		t.Fatalf("a short line: err %v, want one naming line 1", err)
+	if _, err := parseMountPoints([]byte("1 2 3\n")); err == nil {
+		t.Fatal("a short line: no error")
 	}
 }
 
