@@ -165,8 +165,10 @@ soak-smoke:
 # A real node in a VM (root; qemu without KVM): Debian 12, cgroup v2 only,
 # systemd as PID 1, containerd with the systemd cgroup driver, the .deb
 # installed and enabled; then the checks of node/guest, the engine tests,
-# and a 3-minute soak, all in the guest. The guest image is built once and
-# cached under /var/cache/cgroupclean-node (node/run.sh has the knobs).
+# and a 3-minute soak, all in the guest; then a real kubelet beside the
+# package (node/kubelet builds it, about 6 minutes cold). The guest image
+# and kubelet are built once and cached under /var/cache/cgroupclean-node
+# (node/run.sh has the knobs).
 node-test:
 	@scripts/install-deps.sh
 	node/run.sh

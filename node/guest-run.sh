@@ -34,6 +34,7 @@ for s in $(cat "$S/steps"); do
   memcg) step memcg 300 "$B/node.test" -test.run '^TestMemcgV2$' -test.v -test.timeout 280s ;;
   cgroupfs) step cgroupfs 300 "$B/node.test" -test.run '^TestCgroupfsDriver$' -test.v -test.timeout 280s ;;
   engine) step engine 600 "$B/engine.test" -test.v -test.timeout 570s ;;
+  kubelet) step kubelet 900 "$B/node.test" -test.run '^TestKubelet$' -test.v -test.timeout 870s ;;
   soak)
     step soak 420 env CGROUPCLEAN_SOAK="$NODE_SOAK" CGROUPCLEAN_SOAK_BIN=$B/cgroupcleand \
       SOAK_OUT="$O/soak.md" "$B/soak.test" -test.run '^TestSoak$' -test.v -test.timeout 400s ;;

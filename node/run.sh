@@ -9,7 +9,9 @@
 #   NODE_VM_TIMEOUT=1500  seconds the VM may run in all
 #   NODE_SOAK=3m  length of the soak in the guest
 #   NODE_ONLY=regexp  run only the guest steps whose name matches
-#   NODE_STEPS="package memcg cgroupfs engine soak"  the guest steps, in order
+#   NODE_STEPS="package memcg cgroupfs engine soak kubelet"  the guest steps, in order
+#     (kubelet: a real kubelet beside the package, built from node/kubelet
+#     and cached under NODE_CACHE/kubelet-<hash>)
 #     (bench: the benchmarks of bench/ in the guest, as `make bench-v2` runs
 #     them; NODE_BENCH_TIMEOUT=3600 seconds, NODE_BENCH_OUT=bench/results-v2.md
 #     the report's place on the host; BENCH_SIZES and BENCH_RUNS as in bench/)
@@ -25,14 +27,15 @@ bench_timeout=${NODE_BENCH_TIMEOUT:-3600}
 bench_out=${NODE_BENCH_OUT:-$repo/bench/results-v2.md}
 # The steps the guest must run, each with its result file: one the guest
 # skips fails the run.
-steps=$(printf '%s\n' ${NODE_STEPS:-package memcg cgroupfs engine soak} | grep -E "${NODE_ONLY:-.}" || true)
+steps=$(printf '%s\n' ${NODE_STEPS:-package memcg cgroupfs engine soak kubelet} | grep -E "${NODE_ONLY:-.}" || true)
 [ -n "$steps" ] || { echo "node-test: NODE_ONLY=${NODE_ONLY:-} matches none of the steps ${NODE_STEPS:-}" >&2; exit 1; }
 for s in $steps; do
-  case $s in package|memcg|cgroupfs|engine|soak|bench) ;; *) echo "node-test: unknown step $s" >&2; exit 1 ;; esac
+  case $s in package|memcg|cgroupfs|engine|soak|bench|kubelet) ;; *) echo "node-test: unknown step $s" >&2; exit 1 ;; esac
 done
 has_step() { printf '%s\n' $steps | grep -qx "$1"; }
 default_vm_timeout=1500
 ! has_step bench || default_vm_timeout=$((bench_timeout + 600))
+! has_step kubelet || default_vm_timeout=$((default_vm_timeout + 900))
 vm_timeout=${NODE_VM_TIMEOUT:-$default_vm_timeout}
 
 [ "$(id -u)" = 0 ] || { echo "node-test: needs root (mmdebstrap, the image cache)" >&2; exit 1; }
@@ -64,7 +67,7 @@ stop_qemu() {
 }
 cleanup() {
   stop_qemu
-  rm -rf "$share"
+  rm -rf "$share" "$share.vdb"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -91,6 +94,32 @@ img=$cache/$hash
 ) 9>"$cache/lock"
 phase "guest image ($hash)"
 
+# 1b. kubelet, for the kubelet step: built from its own module (node/kubelet
+# pins k8s.io/kubernetes), static, cached under the hash of that module, the
+# Go version and the flags. Cold: about 6 minutes on 2 cores.
+if has_step kubelet; then
+  kver=$(sed -n 's|^require k8s.io/kubernetes \(v[0-9.]*\)$|\1|p' "$here/kubelet/go.mod")
+  [ -n "$kver" ] || { echo "node-test: no k8s.io/kubernetes version in node/kubelet/go.mod" >&2; exit 1; }
+  kminor=${kver#v*.}; kminor=${kminor%%.*}
+  kv=k8s.io/component-base/version
+  kflags="-s -w -X $kv.gitVersion=$kver -X $kv.gitMajor=1 -X $kv.gitMinor=$kminor -X $kv.gitTreeState=clean -X $kv.buildDate=1970-01-01T00:00:00Z"
+  khash=$({ cat "$here/kubelet/go.mod" "$here/kubelet/go.sum" "$here/kubelet/tools.go"; "$GO" version; echo "$kflags"; } | sha256sum | cut -c1-16)
+  kdir=$cache/kubelet-$khash
+  (
+    flock 9
+    if [ ! -x "$kdir/kubelet" ]; then
+      echo "node-test: building kubelet $kver into $kdir (log: $out/kubelet-build.log)"
+      rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp"
+      if ! (cd "$here/kubelet" && CGO_ENABLED=0 timeout 2400 "$GO" build -ldflags "$kflags" -o "$kdir.tmp/kubelet" k8s.io/kubernetes/cmd/kubelet) > "$out/kubelet-build.log" 2>&1; then
+        tail -30 "$out/kubelet-build.log"; rm -rf "$kdir.tmp"; echo "node-test: kubelet build failed" >&2; exit 1
+      fi
+      mv "$kdir.tmp" "$kdir"
+      find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'kubelet-*' ! -name "kubelet-$khash" -exec rm -rf {} +
+    fi
+  ) 9>"$cache/lock"
+  phase "kubelet $kver ($khash)"
+fi
+
 # 2. The package as an operator gets it, and the guest's test programs
 # (static: the guest has no Go).
 timeout 600 make --no-print-directory deb > "$out/make-deb.log" 2>&1 || { cat "$out/make-deb.log"; exit 1; }
@@ -101,7 +130,7 @@ cp "$deb" "$share/cgroupclean.deb"
 cp bin/cgroupcleand "$share/bin/cgroupcleand"
 export CGO_ENABLED=0
 build() { timeout 600 "$GO" "$@" || exit 1; }
-if has_step package || has_step memcg || has_step cgroupfs; then
+if has_step package || has_step memcg || has_step cgroupfs || has_step kubelet; then
   build vet -tags nodeguest ./node/guest/
   build test -c -tags nodeguest -o "$share/bin/node.test" ./node/guest/
 fi
@@ -131,6 +160,15 @@ if has_step bench; then
     printf 'export BENCH_VM=%q\n' "$(qemu-system-x86_64 --version | head -1 | sed 's/ *(.*//'), TCG (no KVM), 2 vCPUs, 2 GiB; host CPU: $(sed -n 's/^model name[^:]*: *//p' /proc/cpuinfo | head -1), $(nproc) threads"
   } >> "$share/env"
 fi
+qemu_extra=()
+if has_step kubelet; then
+  cp "$kdir/kubelet" "$share/bin/kubelet"
+  # A small ext4 disk of its own (/dev/vdb) the kubelet step freezes
+  # (fsfreeze) to hold a task in uninterruptible sleep; -snapshot keeps
+  # the file as made.
+  mkfs.ext4 -q -F -L frozen "$share.vdb" 16M > /dev/null
+  qemu_extra+=(-drive "file=$share.vdb,if=virtio,format=raw")
+fi
 install -m 0755 "$here/guest-run.sh" "$share/guest-run.sh"
 echo $steps > "$share/steps"
 phase "make deb, test programs"
@@ -140,7 +178,7 @@ phase "make deb, test programs"
 qemu-system-x86_64 -accel tcg,thread=multi,tb-size=256 -smp 2 -m 2048 \
   -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
   -append 'root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet panic=-1' \
-  -drive "file=$img/root.img,if=virtio,format=raw" -snapshot \
+  -drive "file=$img/root.img,if=virtio,format=raw" "${qemu_extra[@]}" -snapshot \
   -device virtio-rng-pci -display none -no-reboot -monitor none \
   -serial "file:$out/console.log" \
   -virtfs "local,path=$share,mount_tag=host,security_model=none,id=host" &

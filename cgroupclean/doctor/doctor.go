@@ -165,7 +165,10 @@ func Run(ctx context.Context, in Input) Report {
 	}
 	checkLeaks(ctx, in, r)
 	checkMemcg(ctx, in, r)
+	// Both sample CPU over in.Interval: side by side.
+	busy := startBusy(ctx, in)
 	checkCPU(ctx, in, r)
+	busy(r)
 	checkLayers(in, r)
 	sort.SliceStable(r.Findings, func(i, j int) bool {
 		a, b := r.Findings[i], r.Findings[j]
