@@ -61,7 +61,7 @@ func (d *Daemon) runDoctor(ctx context.Context, cfg config.Config, n uint64, s *
 		if d.MemcgSample != nil {
 			sample = d.MemcgSample()
 		}
-		rep := doctor.RunPeriodic(in, before, sample)
+		rep := doctor.RunPeriodic(ctx, in, before, sample)
 		d.Metrics.DoctorFindings(rep, time.Now())
 		d.logDoctor(n, rep, before == nil)
 	}

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgroupclean/cgroupclean/cgroupclean/engine"
 	"github.com/cgroupclean/cgroupclean/cgroupclean/hierarchy"
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
@@ -109,6 +111,18 @@ func TestBusyCausesOnRealCgroups(t *testing.T) {
 	}
 	if pid, _ := findProcess("/proc", "kubelet"); pid == 0 && len(rep.Find(IDKubeletRetry)) != 0 {
 		t.Errorf("no kubelet runs here, yet %+v", rep.Find(IDKubeletRetry))
+	}
+
+	// The daemon's periodic checks count the same causes for the fleet
+	// view (cgroupclean_doctor_findings), one orphan each.
+	ctx := context.Background()
+	in := Input{Config: n.cfg}
+	in.Scan, in.ScanErr = (&engine.Engine{Config: n.cfg, Runtime: n.client}).Scan(ctx, nil)
+	counts := CountPeriodic(RunPeriodic(ctx, in, nil, nil))
+	for _, id := range []string{IDBusyMount, IDBusyDState, IDBusyFrozen} {
+		if got := counts[PeriodicKey{id, MetricWarning}]; got != 1 {
+			t.Errorf("periodic count of %s = %d, want 1 (counts %v)", id, got, counts)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -23,6 +24,10 @@ var PeriodicFindings = []Periodic{
 	{IDMemcgDying, "1 when the dying memory cgroups reach memcg.dying_warn (from the memcg watchdog's last probe)"},
 	{IDMemcgIDs, "1 when half or more of the 65,535 memcg IDs are in use, live and dying (v1, from the same probe)"},
 	{IDLayerHigh, "containers whose writable layer holds more than 100,000 inodes (the runtime's figures)"},
+	{IDBusyMount, "orphans that cannot be removed while a mount is on or below their directory"},
+	{IDBusyDState, "orphans that cannot be removed while tasks in them are in uninterruptible sleep (state D)"},
+	{IDBusyFrozen, "orphans that cannot be removed while they (or a cgroup below) are frozen"},
+	{IDKubeletRetry, "1 when kubelet logged \"Failed to delete cgroup paths\" in the last minute (it retries a cgroup it cannot remove, forever)"},
 }
 
 // Metric severities: every finding of warn or critical counts as warning.
@@ -42,7 +47,9 @@ type PeriodicKey struct{ ID, Severity string }
 // walks the whole cgroup tree again: doctor's per-hierarchy dying count
 // (leak.dying) walks every directory of every hierarchy, seconds on a node
 // with tens of thousands of cgroups, so the daemon leaves it to `doctor`.
-func RunPeriodic(in Input, before *CPUReading, memcgSample *memcg.Sample) Report {
+// The busy causes of the orphans (BusyFindings) are read without
+// kubelet's CPU, which would need a second reading.
+func RunPeriodic(ctx context.Context, in Input, before *CPUReading, memcgSample *memcg.Sample) Report {
 	if in.InodeThreshold == 0 {
 		in.InodeThreshold = DefaultInodeThreshold
 	}
@@ -60,6 +67,14 @@ func RunPeriodic(in Input, before *CPUReading, memcgSample *memcg.Sample) Report
 		checkThrottling(before, r)
 	}
 	checkLayers(in, r)
+	in.Interval = 0
+	busy, err := BusyFindings(ctx, in)
+	for _, f := range busy {
+		r.add(f)
+	}
+	if err != nil {
+		r.notRun("busy causes", err)
+	}
 	return *r
 }
 

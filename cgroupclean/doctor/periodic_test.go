@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -37,7 +38,7 @@ func TestRunPeriodic(t *testing.T) {
 		{"no probe", nil, map[PeriodicKey]int{{IDLayerHigh, MetricWarning}: 1}, "memcg.mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rep := RunPeriodic(Input{Config: cfg, Scan: scan, Containers: containers}, nil, tc.sample)
+			rep := RunPeriodic(context.Background(), Input{Config: cfg, Scan: scan, Containers: containers}, nil, tc.sample)
 			got := CountPeriodic(rep)
 			if len(got) != 2*len(PeriodicFindings) {
 				t.Fatalf("%d series, want every row at both severities: %v", len(got), got)
