@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,21 +12,18 @@ import (
 	"github.com/cgroupclean/cgroupclean/internal/testbed"
 )
 
-// memcg.mode = "act" on the cgroupfs driver (no systemd link, so the
-// engine has no rmdir hook of its own): the daemon removes the orphan,
-// keeps the live pod and is still running after the removal. It used to
-// call a nil hook at its first removal and die.
 // cgroupfsNode is a real containerd with a live pod and an orphan pod
 // (two directories) under a test cgroup root, cgroupfs driver layout, and
 // the config text of a daemon or clean for it (confirm_passes 1, min_age 0,
-// use_systemd never, log text at level error) with extra appended.
+// use_systemd never, log text at level error) with the given [memcg]
+// lines (none: the watchdog off).
 type cgroupfsNode struct {
 	root               *testbed.CgroupRoot
 	liveRel, orphanRel string
 	config             string
 }
 
-func newCgroupfsNode(t *testing.T, extra string) *cgroupfsNode {
+func newCgroupfsNode(t *testing.T, memcg ...string) *cgroupfsNode {
 	t.Helper()
 	n := &cgroupfsNode{root: testbed.NewCgroupRoot(t, "cgfsnode")}
 	ctrd := testbed.StartContainerd(t)
@@ -46,33 +42,12 @@ func newCgroupfsNode(t *testing.T, extra string) *cgroupfsNode {
 	if err := n.root.Mkdir(n.orphanRel + "/" + strings.Repeat("c", 64)); err != nil {
 		t.Fatal(err)
 	}
-	text := fmt.Sprintf(`[runtime]
-endpoint = %q
-timeout = "2s"
-
-[cgroup]
-pod_root = %q
-driver = "cgroupfs"
-kubelet_root = %q
-
-[clean]
-min_age = "0s"
-confirm_passes = 1
-max_removal_share = 1.0
-use_systemd = "never"
-
-[daemon]
-interval = "1s"
-jitter = 0.0
-state_dir = %q
-
-[log]
-level = "error"
-format = "text"
-
-[metrics]
-listen = "127.0.0.1:%d"
-%s`, ctrd.Endpoint(), n.root.Rel("kubepods"), kubelet, filepath.Join(dir, "state"), testbed.FreePort(t), extra)
+	cfg := testbed.NodeConfig{
+		Endpoint: ctrd.Endpoint(), PodRoot: n.root.Rel("kubepods"), KubeletRoot: kubelet,
+		StateDir: filepath.Join(dir, "state"), Interval: time.Second, MetricsPort: testbed.FreePort(t),
+		Clean: []string{"max_removal_share = 1.0"}, LogLevel: "error", Memcg: memcg,
+	}
+	text := cfg.TOML()
 	n.config = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(n.config, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -91,18 +66,16 @@ func (n *cgroupfsNode) present(rel string) int {
 	return c
 }
 
+// memcg.mode = "act" on the cgroupfs driver (no systemd link, so the
+// engine has no rmdir hook of its own): the daemon removes the orphan,
+// keeps the live pod and is still running after the removal. It used to
+// call a nil hook at its first removal and die.
 func TestDaemonMemcgActOnCgroupfsDriver(t *testing.T) {
 	testbed.RequireRoot(t)
 	bin := buildDaemon(t)
 	// Only the removal hook of the watchdog acts: no reclaim of the pod
 	// root and no drop_caches on this machine.
-	n := newCgroupfsNode(t, `
-[memcg]
-mode = "act"
-prevent_on_remove = true
-reclaim_pod_root = false
-drop_caches = false
-`)
+	n := newCgroupfsNode(t, `mode = "act"`, "prevent_on_remove = true", "reclaim_pod_root = false", "drop_caches = false")
 	var logBuf testbed.SyncBuffer
 	cmd := testbed.PrivateLockCommand(bin, "run", "--config", n.config)
 	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
@@ -154,7 +127,7 @@ drop_caches = false
 func TestCleanWithoutLogOutputRemovesNothing(t *testing.T) {
 	testbed.RequireRoot(t)
 	bin := buildDaemon(t)
-	n := newCgroupfsNode(t, "")
+	n := newCgroupfsNode(t)
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	testbed.Need(t, err == nil, "/dev/full")
 	defer full.Close()

@@ -29,10 +29,18 @@ type NodeConfig struct {
 	DoctorEvery int
 	// ConfirmPasses is [clean] confirm_passes (0: 1).
 	ConfirmPasses int
+	// LogLevel is [log] level (empty: info).
+	LogLevel string
+	// Memcg holds the `key = value` lines of [memcg] (nil: mode = "off").
+	Memcg []string
 }
 
 // TOML is the configuration file.
 func (c NodeConfig) TOML() string {
+	memcg := c.Memcg
+	if len(memcg) == 0 {
+		memcg = []string{`mode = "off"`}
+	}
 	listen := ""
 	if c.MetricsPort > 0 {
 		listen = fmt.Sprintf("127.0.0.1:%d", c.MetricsPort)
@@ -58,18 +66,18 @@ jitter = 0.0
 state_dir = %q
 
 [log]
-level = "info"
+level = %q
 format = "text"
 
 [memcg]
-mode = "off"
+%s
 
 [metrics]
 listen = %q
 
 [doctor]
 every_passes = %d
-`, c.Endpoint, cmp.Or(c.Timeout, 2*time.Second).String(), c.PodRoot, c.KubeletRoot, max(c.ConfirmPasses, 1), strings.Join(c.Clean, "\n"), c.Interval.String(), c.StateDir, listen, c.DoctorEvery)
+`, c.Endpoint, cmp.Or(c.Timeout, 2*time.Second).String(), c.PodRoot, c.KubeletRoot, max(c.ConfirmPasses, 1), strings.Join(c.Clean, "\n"), c.Interval.String(), c.StateDir, cmp.Or(c.LogLevel, "info"), strings.Join(memcg, "\n"), listen, c.DoctorEvery)
 }
 
 // FreePort finds a loopback TCP port nobody listens on now.
