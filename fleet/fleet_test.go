@@ -121,18 +121,6 @@ func buildDaemon(t *testing.T) string {
 	return bin
 }
 
-// waitFor polls cond every 250 ms until it holds or limit passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", limit, what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 func keys(ks ...key) []string {
 	var out []string
 	for _, k := range ks {
@@ -234,7 +222,7 @@ func TestFleet(t *testing.T) {
 		targets = append(targets, target{instance: n.name, port: n.port})
 	}
 	prom := startPrometheus(t, promBin, rulesPath, testbed.FreePort(t), targets)
-	waitFor(t, 60*time.Second, "every node scraped and up", func() bool {
+	testbed.WaitFor(t, 60*time.Second, 250*time.Millisecond, "every node scraped and up", func() bool {
 		up, err := prom.query(`up{job="cgroupclean"} == 1`)
 		return err == nil && len(up) == 10
 	})
@@ -254,14 +242,14 @@ func TestFleet(t *testing.T) {
 
 	want := keys(key{"CgroupcleanRuntimeUnreachable", outage}, key{"CgroupcleanMassGuardRefused", massive},
 		key{"CgroupcleanDown", killed}, key{"CgroupcleanPodsThrottled", busy})
-	waitFor(t, 150*time.Second, "the faults' alerts to fire, and no other: want "+strings.Join(want, " "), func() bool {
+	testbed.WaitFor(t, 150*time.Second, 250*time.Millisecond, "the faults' alerts to fire, and no other: want "+strings.Join(want, " "), func() bool {
 		return strings.Join(log.firing(), " ") == strings.Join(want, " ")
 	})
 	t.Logf("t+%.1fs: firing %v", time.Since(start).Seconds(), log.firing())
 
 	// The leaked pods drained; the observe node removed nothing and says
 	// what it would have removed.
-	waitFor(t, 30*time.Second, leaking+"'s leaked pods to drain", func() bool { return f.nodes[leaking].leakedLeft() == 0 })
+	testbed.WaitFor(t, 30*time.Second, 250*time.Millisecond, leaking+"'s leaked pods to drain", func() bool { return f.nodes[leaking].leakedLeft() == 0 })
 	expect(t, prom, `sum by (instance) (cgroupclean_removals_total{instance="`+leaking+`"})`, leaking, 3)
 	expect(t, prom, `sum by (instance) (cgroupclean_removals_total{instance="`+observer+`"})`, observer, 0)
 	expect(t, prom, `cgroupclean_clean_mode{instance="`+observer+`", mode="observe"}`, observer, 1)
@@ -304,14 +292,14 @@ func TestFleet(t *testing.T) {
 
 	// The mass guard's alert stays: the refusal must be acknowledged.
 	want = keys(key{"CgroupcleanMassGuardRefused", massive})
-	waitFor(t, 120*time.Second, "every alert but the mass guard's to resolve: want "+strings.Join(want, " "), func() bool {
+	testbed.WaitFor(t, 120*time.Second, 250*time.Millisecond, "every alert but the mass guard's to resolve: want "+strings.Join(want, " "), func() bool {
 		return strings.Join(log.firing(), " ") == strings.Join(want, " ")
 	})
-	waitFor(t, 30*time.Second, observer+" to drain after the switch", func() bool { return obs.leakedLeft() == 0 })
-	waitFor(t, 30*time.Second, massive+" to drain with the share raised", func() bool { return mg.leakedLeft() == 0 })
+	testbed.WaitFor(t, 30*time.Second, 250*time.Millisecond, observer+" to drain after the switch", func() bool { return obs.leakedLeft() == 0 })
+	testbed.WaitFor(t, 30*time.Second, 250*time.Millisecond, massive+" to drain with the share raised", func() bool { return mg.leakedLeft() == 0 })
 	t.Logf("t+%.1fs: %s and %s drained; firing %v", time.Since(start).Seconds(), observer, massive, log.firing())
 	expect(t, prom, `cgroupclean_clean_mode{instance="`+observer+`", mode="act"}`, observer, 1)
-	waitFor(t, 15*time.Second, "Prometheus to see "+observer+"'s 2 removals", func() bool {
+	testbed.WaitFor(t, 15*time.Second, 250*time.Millisecond, "Prometheus to see "+observer+"'s 2 removals", func() bool {
 		return value(t, prom, `sum by (instance) (cgroupclean_removals_total{instance="`+observer+`"})`, observer) == 2
 	})
 	if obs.daemon.PID() != pid || !obs.daemon.Running() {
@@ -328,7 +316,7 @@ func TestFleet(t *testing.T) {
 	mg.daemon.Stop(10 * time.Second)
 	f.start(mg)
 	t.Logf("t+%.1fs: %s restarted (acknowledged)", time.Since(start).Seconds(), massive)
-	waitFor(t, 2*dayWindow+30*time.Second, "the mass guard's alert to clear after the restart", func() bool {
+	testbed.WaitFor(t, 2*dayWindow+30*time.Second, 250*time.Millisecond, "the mass guard's alert to clear after the restart", func() bool {
 		return len(log.firing()) == 0
 	})
 

@@ -66,7 +66,7 @@ func TestBusyCausesOnRealCgroups(t *testing.T) {
 	if err := os.WriteFile(state, []byte("FROZEN"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the sleeper to freeze", func() bool {
+	testbed.WaitFor(t, 10*time.Second, 20*time.Millisecond, "the sleeper to freeze", func() bool {
 		b, _ := os.ReadFile(state)
 		return strings.TrimSpace(string(b)) == "FROZEN"
 	})
@@ -123,17 +123,6 @@ func TestBusyCausesOnRealCgroups(t *testing.T) {
 		if got := counts[PeriodicKey{id, MetricWarning}]; got != 1 {
 			t.Errorf("periodic count of %s = %d, want 1 (counts %v)", id, got, counts)
 		}
-	}
-}
-
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

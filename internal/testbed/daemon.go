@@ -159,3 +159,16 @@ func (d *Daemon) Stop(limit time.Duration) {
 		d.Kill()
 	}
 }
+
+// WaitFor polls cond every `every` until it holds, and fails the test
+// naming what it waited for once limit has passed.
+func WaitFor(t testing.TB, limit, every time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(every)
+	}
+}

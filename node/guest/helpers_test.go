@@ -103,18 +103,6 @@ func unitProps(t testing.TB, unit string, props ...string) map[string]string {
 	return m
 }
 
-// waitFor polls cond until it holds or the limit passes.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
@@ -211,7 +199,7 @@ func dialCRI(t testing.TB, socket string) *cri {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	c := &cri{rt: runtimeapi.NewRuntimeServiceClient(conn), pods: map[string]*runtimeapi.PodSandboxConfig{}}
-	waitFor(t, 60*time.Second, "containerd's CRI at "+socket, func() bool {
+	testbed.WaitFor(t, 60*time.Second, 250*time.Millisecond, "containerd's CRI at "+socket, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := c.rt.Version(ctx, &runtimeapi.VersionRequest{})

@@ -228,7 +228,7 @@ func TestKubelet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		waitFor(t, 60*time.Second, "the holding cgroup "+hold+" to empty", func() bool { return syscall.Rmdir(hold) == nil })
+		testbed.WaitFor(t, 60*time.Second, 250*time.Millisecond, "the holding cgroup "+hold+" to empty", func() bool { return syscall.Rmdir(hold) == nil })
 	})
 	join := func(dir string) func(int) error {
 		return func(pid int) error {
@@ -278,7 +278,7 @@ func TestKubelet(t *testing.T) {
 		report.add("cgroupcleand removed %s (%s) %s after it started", filepath.Base(l.dir), l.form, time.Since(daemonStart).Round(time.Second))
 	}
 	passes := len(journal(t, "-u", unit, "MESSAGE_ID="+audit.IDPassSummary))
-	waitFor(t, 90*time.Second, "three more passes", func() bool {
+	testbed.WaitFor(t, 90*time.Second, 250*time.Millisecond, "three more passes", func() bool {
 		return len(journal(t, "-u", unit, "MESSAGE_ID="+audit.IDPassSummary)) >= passes+3
 	})
 
@@ -410,7 +410,7 @@ func startKubelet(t *testing.T, sh string, rt *cri) ([]*livePod, time.Duration) 
 		}
 	})
 	var pods []*livePod
-	waitFor(t, 300*time.Second, "kubelet to run the 3 static pods", func() bool {
+	testbed.WaitFor(t, 300*time.Second, 250*time.Millisecond, "kubelet to run the 3 static pods", func() bool {
 		pods = staticPods(t, rt)
 		return len(pods) == len(qos)
 	})
@@ -537,7 +537,7 @@ func orphanSlice(t *testing.T, bus *sddbus.Conn, qos string) (uid, slice, dir st
 // waitGone polls until every leak's directory is gone, noting when.
 func waitGone(t *testing.T, limit time.Duration, leaks []*leak) {
 	t.Helper()
-	waitFor(t, limit, fmt.Sprintf("%d leaks to go", len(leaks)), func() bool {
+	testbed.WaitFor(t, limit, 250*time.Millisecond, fmt.Sprintf("%d leaks to go", len(leaks)), func() bool {
 		left := 0
 		for _, l := range leaks {
 			if l.gone == 0 {

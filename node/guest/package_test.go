@@ -156,11 +156,11 @@ func TestPackage(t *testing.T) {
 	})
 
 	// 4. The orphans go; wait for it, then two more passes.
-	waitFor(t, 180*time.Second, "the orphan pod slice "+orphan.dir+" to go", func() bool { return !exists(orphan.dir) })
-	waitFor(t, 60*time.Second, "the leaked scope "+leaked+" to go", func() bool { return !exists(leaked) })
+	testbed.WaitFor(t, 180*time.Second, 250*time.Millisecond, "the orphan pod slice "+orphan.dir+" to go", func() bool { return !exists(orphan.dir) })
+	testbed.WaitFor(t, 60*time.Second, 250*time.Millisecond, "the leaked scope "+leaked+" to go", func() bool { return !exists(leaked) })
 	t.Logf("orphans removed %s after enable", time.Since(start).Round(time.Second))
 	passes := len(journal(t, "-u", unit, "MESSAGE_ID="+audit.IDPassSummary))
-	waitFor(t, 60*time.Second, "two more passes", func() bool {
+	testbed.WaitFor(t, 60*time.Second, 250*time.Millisecond, "two more passes", func() bool {
 		return len(journal(t, "-u", unit, "MESSAGE_ID="+audit.IDPassSummary)) >= passes+2
 	})
 
@@ -306,13 +306,13 @@ func checkBadReload(t *testing.T) {
 			t.Error(err)
 		}
 		mustRun(t, 60*time.Second, "systemctl", "reload", unit)
-		waitFor(t, 60*time.Second, "the good config to be applied again", func() bool {
+		testbed.WaitFor(t, 60*time.Second, 250*time.Millisecond, "the good config to be applied again", func() bool {
 			return len(journal(t, "-u", unit, "--since", "@"+strconv.FormatInt(since.Unix(), 10), "MESSAGE_ID="+audit.IDConfigReloaded, "REASON=applied")) > 0
 		})
 	}()
 	mustRun(t, 60*time.Second, "systemctl", "reload", unit)
 	var refused []map[string]string
-	waitFor(t, 60*time.Second, "the refused reload in the journal", func() bool {
+	testbed.WaitFor(t, 60*time.Second, 250*time.Millisecond, "the refused reload in the journal", func() bool {
 		refused = journal(t, "-u", unit, "MESSAGE_ID="+audit.IDConfigReloaded, "REASON=invalid")
 		return len(refused) > 0
 	})
@@ -322,7 +322,7 @@ func checkBadReload(t *testing.T) {
 	if st := unitProps(t, unit, "ActiveState", "MainPID"); st["ActiveState"] != "active" || st["MainPID"] != pid {
 		t.Errorf("after a bad reload: %v, want active with MainPID %s", st, pid)
 	}
-	waitFor(t, 60*time.Second, "the status line to say the reload failed", func() bool {
+	testbed.WaitFor(t, 60*time.Second, 250*time.Millisecond, "the status line to say the reload failed", func() bool {
 		out, _ := run(30*time.Second, "systemctl", "status", "--no-pager", unit)
 		return strings.Contains(out, "config reload failed")
 	})
@@ -341,7 +341,7 @@ func checkWatchdog(t *testing.T) {
 	}
 	defer syscall.Kill(pid, syscall.SIGCONT) // a no-op once it is dead
 	sawWatchdog := false
-	waitFor(t, watchdog*4+60*time.Second, "a restart after the watchdog", func() bool {
+	testbed.WaitFor(t, watchdog*4+60*time.Second, 250*time.Millisecond, "a restart after the watchdog", func() bool {
 		s := unitProps(t, unit, "NRestarts", "MainPID", "Result", "ActiveState")
 		if s["Result"] == "watchdog" {
 			sawWatchdog = true
